@@ -1,0 +1,119 @@
+/**
+ * Selective disclosure for JWTs (RFC 9901), the subset Passerelle uses: object-property disclosures
+ * with SHA-256, no key binding. A message's personal fields are replaced by salted digests in the
+ * signed payload; the disclosures travel beside it (inside the encryption) and may be withheld.
+ */
+import { ProtocolError } from './errors.js';
+import { b64u, fromB64u, fromUtf8, parseJson, randomB64u, utf8 } from './encoding.js';
+import { sha256Sync } from './sha256.js';
+
+export const SD_ALG = 'sha-256';
+const MAX_DISCLOSURES = 512;
+
+export interface Disclosure {
+  /** The base64url disclosure exactly as transmitted. */
+  encoded: string;
+  /** base64url(SHA-256(ASCII(encoded))), RFC 9901 §4.2.3. */
+  digest: string;
+  salt: string;
+  name: string;
+  value: unknown;
+}
+
+export function disclosureDigest(encoded: string): string {
+  return b64u(sha256Sync(utf8(encoded)));
+}
+
+export function makeDisclosure(name: string, value: unknown, salt: string = randomB64u(16)): Disclosure {
+  const encoded = b64u(utf8(JSON.stringify([salt, name, value])));
+  return { encoded, digest: disclosureDigest(encoded), salt, name, value };
+}
+
+export function parseDisclosure(encoded: string): Disclosure {
+  if (typeof encoded !== 'string' || encoded.length === 0 || encoded.length > 65536) {
+    throw new ProtocolError('DISCLOSURE_INVALID', 'Malformed disclosure');
+  }
+  let array: unknown;
+  try {
+    array = parseJson(fromUtf8(fromB64u(encoded)));
+  } catch {
+    throw new ProtocolError('DISCLOSURE_INVALID', 'Malformed disclosure');
+  }
+  // Only object-property disclosures (three elements) are used; array-element ones are refused.
+  if (!Array.isArray(array) || array.length !== 3 || typeof array[0] !== 'string' || typeof array[1] !== 'string') {
+    throw new ProtocolError('DISCLOSURE_INVALID', 'Malformed disclosure');
+  }
+  const [salt, name, value] = array as [string, string, unknown];
+  if (name === '_sd' || name === '...' || name === '_sd_alg' || salt.length < 16) {
+    throw new ProtocolError('DISCLOSURE_INVALID', 'Disclosure name or salt not allowed');
+  }
+  return { encoded, digest: disclosureDigest(encoded), salt, name, value };
+}
+
+/** Replaces every property of `fields` with a disclosure; the digests are sorted so order leaks nothing. */
+export function concealObject(fields: Record<string, unknown>): { concealed: { _sd: string[] }; disclosures: Disclosure[] } {
+  const disclosures = Object.entries(fields)
+    .filter(([, value]) => value !== undefined)
+    .map(([name, value]) => makeDisclosure(name, value));
+  return { concealed: { _sd: disclosures.map((d) => d.digest).sort() }, disclosures };
+}
+
+/** `<issuer-signed JWT>~<disclosure>~...~` (RFC 9901 §4). */
+export function joinSdJwt(jwt: string, disclosures: readonly string[]): string {
+  return `${jwt}~${disclosures.map((d) => `${d}~`).join('')}`;
+}
+
+export function splitSdJwt(sdJwt: string): { jwt: string; disclosures: string[] } {
+  if (typeof sdJwt !== 'string' || !sdJwt.endsWith('~')) {
+    // A trailing part after the last `~` would be a key-binding JWT, which this protocol does not use.
+    throw new ProtocolError('MALFORMED', 'Expected an SD-JWT without key binding');
+  }
+  const parts = sdJwt.split('~');
+  parts.pop();
+  const jwt = parts.shift();
+  if (!jwt) throw new ProtocolError('MALFORMED', 'Missing issuer-signed JWT');
+  if (parts.length > MAX_DISCLOSURES) throw new ProtocolError('TOO_LARGE', 'Too many disclosures');
+  return { jwt, disclosures: parts };
+}
+
+export interface RevealResult {
+  /** The object with disclosed claims in place and `_sd` removed. */
+  value: Record<string, unknown>;
+  /** Disclosures matched, by digest. */
+  matched: Map<string, Disclosure>;
+}
+
+/**
+ * Puts disclosed properties back into a concealed object (RFC 9901 §7.1 steps 3-5). Every disclosure
+ * must match exactly one digest of this object; digests without a disclosure are simply withheld.
+ */
+export function revealObject(concealed: unknown, disclosures: ReadonlyMap<string, Disclosure>, used: Set<string>): Record<string, unknown> {
+  if (!concealed || typeof concealed !== 'object' || Array.isArray(concealed)) {
+    throw new ProtocolError('SCHEMA_INVALID', 'Expected a concealed object');
+  }
+  const { _sd: digests, ...clear } = concealed as Record<string, unknown>;
+  if (!Array.isArray(digests) || digests.some((d) => typeof d !== 'string')) {
+    throw new ProtocolError('SCHEMA_INVALID', 'Expected an _sd array');
+  }
+  if (new Set(digests).size !== digests.length) throw new ProtocolError('DISCLOSURE_INVALID', 'Duplicate digest');
+  const out: Record<string, unknown> = { ...clear };
+  for (const digest of digests as string[]) {
+    const disclosure = disclosures.get(digest);
+    if (!disclosure) continue;
+    if (used.has(digest)) throw new ProtocolError('DISCLOSURE_INVALID', 'Digest referenced twice');
+    if (Object.hasOwn(out, disclosure.name)) throw new ProtocolError('DISCLOSURE_INVALID', 'Disclosed claim already present');
+    used.add(digest);
+    out[disclosure.name] = disclosure.value;
+  }
+  return out;
+}
+
+export function indexDisclosures(encoded: readonly string[]): Map<string, Disclosure> {
+  const map = new Map<string, Disclosure>();
+  for (const e of encoded) {
+    const d = parseDisclosure(e);
+    if (map.has(d.digest)) throw new ProtocolError('DISCLOSURE_INVALID', 'Duplicate disclosure');
+    map.set(d.digest, d);
+  }
+  return map;
+}
