@@ -5,6 +5,7 @@ export default defineConfig({
   ssr: { resolve: { conditions: ['@passerelle/source'] } },
   test: {
     include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
+    reporters: ['default', './scripts/summary-reporter.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
   },

@@ -1,5 +1,6 @@
 /** Isomorphic byte helpers (no node:* imports; Web APIs only). */
 import { ProtocolError } from './errors.js';
+import { sha256Sync } from './sha256.js';
 
 const encoder = new TextEncoder();
 const strictDecoder = new TextDecoder('utf-8', { fatal: true });
@@ -18,7 +19,17 @@ export function fromUtf8(bytes: Uint8Array): string {
 
 const B64URL = /^[A-Za-z0-9_-]*$/;
 
+// Node's Buffer, when present, is an order of magnitude faster than btoa/atob for large inputs;
+// the fallback keeps the package usable in browsers.
+interface BufferLike {
+  from(data: Uint8Array | string, encoding?: string): Uint8Array & { toString(encoding: string): string };
+}
+const NodeBuffer = (globalThis as { Buffer?: BufferLike }).Buffer;
+
 export function b64u(bytes: Uint8Array): string {
+  if (NodeBuffer) {
+    return NodeBuffer.from(bytes.buffer instanceof ArrayBuffer ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes).toString('base64url');
+  }
   let bin = '';
   for (let i = 0; i < bytes.length; i += 0x8000) {
     bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
@@ -28,13 +39,28 @@ export function b64u(bytes: Uint8Array): string {
 
 /** Strict base64url decoding (RFC 7515 §2): no padding, no other alphabet, canonical trailing bits. */
 export function fromB64u(text: string): Uint8Array {
-  if (!B64URL.test(text) || text.length % 4 === 1) throw new ProtocolError('MALFORMED', 'Invalid base64url');
-  const bin = atob(text.replace(/-/g, '+').replace(/_/g, '/'));
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  if (b64u(out) !== text) throw new ProtocolError('MALFORMED', 'Non-canonical base64url');
+  if (typeof text !== 'string' || !B64URL.test(text) || text.length % 4 === 1) throw new ProtocolError('MALFORMED', 'Invalid base64url');
+  let out: Uint8Array;
+  if (NodeBuffer) {
+    const buf = NodeBuffer.from(text, 'base64url');
+    out = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  } else {
+    const bin = atob(text.replace(/-/g, '+').replace(/_/g, '/'));
+    out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  }
+  // Refuse stray bits in the last character so that one byte string has one serialisation.
+  const rem = text.length % 4;
+  if (rem !== 0) {
+    const last = B64URL_ALPHABET.indexOf(text[text.length - 1]!);
+    if ((rem === 2 && (last & 0x0f) !== 0) || (rem === 3 && (last & 0x03) !== 0)) {
+      throw new ProtocolError('MALFORMED', 'Non-canonical base64url');
+    }
+  }
   return out;
 }
+
+const B64URL_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
 export function b64uJson(value: unknown): string {
   return b64u(utf8(JSON.stringify(value)));
@@ -81,8 +107,32 @@ export async function sha256b64u(data: Uint8Array | string): Promise<string> {
   return b64u(await sha256(data));
 }
 
+/** Synchronous form of sha256b64u, for hot paths where a thread-pool round trip costs more than the hash. */
+export function sha256b64uSync(data: Uint8Array | string): string {
+  return b64u(sha256Sync(typeof data === 'string' ? utf8(data) : data));
+}
+
+// Salts are drawn from a pool refilled from the CSPRNG: one getRandomValues call per 4 KiB instead of
+// one per disclosure, which otherwise costs more than hashing the disclosure.
+const POOL_SIZE = 4096;
+const pool = new Uint8Array(POOL_SIZE);
+let poolOffset = POOL_SIZE;
+
+export function randomBytes(byteLength: number): Uint8Array {
+  if (byteLength > POOL_SIZE / 4) return crypto.getRandomValues(new Uint8Array(byteLength));
+  if (poolOffset + byteLength > POOL_SIZE) {
+    crypto.getRandomValues(pool);
+    poolOffset = 0;
+  }
+  const out = pool.slice(poolOffset, poolOffset + byteLength);
+  // Each byte is handed out once; zero it so no later reader can see it in the pool.
+  pool.fill(0, poolOffset, poolOffset + byteLength);
+  poolOffset += byteLength;
+  return out;
+}
+
 export function randomB64u(byteLength: number): string {
-  return b64u(crypto.getRandomValues(new Uint8Array(byteLength)));
+  return b64u(randomBytes(byteLength));
 }
 
 export function constantTimeEqual(a: string, b: string): boolean {

@@ -5,7 +5,7 @@
  */
 import { CompactEncrypt, compactDecrypt } from 'jose';
 import { ProtocolError } from './errors.js';
-import { fromB64u, fromUtf8, parseJsonObject, utf8, sha256b64u } from './encoding.js';
+import { fromB64u, fromUtf8, parseJsonObject, utf8, sha256b64uSync } from './encoding.js';
 import { JWE_ALG, JWE_ENC, MAX_COMPACT_LENGTH, parseCompactJwe, parseCompactJws } from './jose-policy.js';
 import { signCompact, verifyCompact, type VerifiedJws } from './jws.js';
 import { cryptoKeyFor, type EncryptionKeyPair, type PublicEncryptionJwk, type PublicSigningJwk, type SigningKeyPair } from './keys.js';
@@ -132,7 +132,7 @@ export async function seal(message: Message, options: SealOptions): Promise<Seal
   const jwe = await new CompactEncrypt(utf8(sdJwt))
     .setProtectedHeader({ alg: JWE_ALG, enc: JWE_ENC, kid: options.recipientKey.kid, typ: ENVELOPE_TYP, cty: ENVELOPE_CTY })
     .encrypt(await cryptoKeyFor(options.recipientKey, 'ECDH-ES+A256KW'));
-  return { jwe, digest: await sha256b64u(jwe), jwt };
+  return { jwe, digest: sha256b64uSync(jwe), jwt };
 }
 
 export interface VerifyOptions {
@@ -190,7 +190,7 @@ export async function open(jwe: string, options: OpenOptions): Promise<Opened> {
     throw new ProtocolError('DECRYPTION_FAILED');
   }
   const verified = await verifySdJwtMessage(fromUtf8(plaintext), options);
-  return { ...verified, digest: await sha256b64u(jwe) };
+  return { ...verified, digest: sha256b64uSync(jwe) };
 }
 
 /**

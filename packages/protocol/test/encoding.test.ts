@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { b64u, fromB64u, parseJson, sha256Sync, utf8, ProtocolError, MAX_JSON_DEPTH } from '../src/index.js';
+
+describe('base64url', () => {
+  it('round-trips every length and refuses padding, other alphabets and stray bits', () => {
+    for (let n = 0; n < 70; n++) {
+      const bytes = crypto.getRandomValues(new Uint8Array(n));
+      expect(fromB64u(b64u(bytes))).toEqual(bytes);
+    }
+    for (const bad of ['AA==', 'A+/A', 'AB', 'AAB', 'A', 'AA AA']) {
+      expect(() => fromB64u(bad), bad).toThrow(ProtocolError);
+    }
+    expect(fromB64u('AA')).toEqual(new Uint8Array([0]));
+    expect(fromB64u('AAE')).toEqual(new Uint8Array([0, 1]));
+  });
+});
+
+describe('sha256Sync', () => {
+  it('matches the FIPS 180-4 examples and WebCrypto on random inputs', async () => {
+    const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+    expect(hex(sha256Sync(utf8('abc')))).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    expect(hex(sha256Sync(utf8('')))).toBe('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+    expect(hex(sha256Sync(utf8('abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq')))).toBe(
+      '248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1',
+    );
+    for (const n of [1, 55, 56, 63, 64, 65, 119, 120, 1000, 4097]) {
+      const data = crypto.getRandomValues(new Uint8Array(n));
+      expect(sha256Sync(data)).toEqual(new Uint8Array(await crypto.subtle.digest('SHA-256', data)));
+    }
+  });
+});
+
+describe('parseJson', () => {
+  it('bounds nesting before parsing', () => {
+    expect(() => parseJson('['.repeat(MAX_JSON_DEPTH + 1) + ']'.repeat(MAX_JSON_DEPTH + 1))).toThrow(expect.objectContaining({ code: 'TOO_LARGE' }));
+    expect(parseJson('[[["a]]]"]]]')).toEqual([[['a]]]']]]);
+    expect(() => parseJson('{bad')).toThrow(expect.objectContaining({ code: 'MALFORMED' }));
+  });
+});
