@@ -9,3 +9,4 @@ export * from './sd-jwt.js';
 export * from './messages/index.js';
 export * from './envelope.js';
 export * from './receipt.js';
+export * from './node-document.js';
