@@ -7,11 +7,11 @@ import { CompactEncrypt, compactDecrypt } from 'jose';
 import { ProtocolError } from './errors.js';
 import { fromB64u, fromUtf8, parseJsonObject, utf8, sha256b64uSync } from './encoding.js';
 import { JWE_ALG, JWE_ENC, MAX_COMPACT_LENGTH, parseCompactJwe, parseCompactJws } from './jose-policy.js';
-import { signCompact, verifyCompact, type VerifiedJws } from './jws.js';
+import { signCompact, verifyParsedSignature } from './jws.js';
 import { cryptoKeyFor, type EncryptionKeyPair, type PublicEncryptionJwk, type PublicSigningJwk, type SigningKeyPair } from './keys.js';
 import { SD_ALG, concealObject, indexDisclosures, joinSdJwt, revealObject, splitSdJwt, type Disclosure } from './sd-jwt.js';
 import { DataCategory, toEpochSeconds, toTimestamp } from './vocabulary.js';
-import { sameCategories, validateMessage, type Message, type MessageHeader } from './messages/define.js';
+import { isBuiltMessage, sameCategories, validateMessage, type Message, type MessageHeader } from './messages/define.js';
 import { messageTyp, messageTypeFromTyp, MESSAGE_TYPS, type MessageType } from './messages/message-types.js';
 import { definitionOf } from './messages/registry.js';
 
@@ -50,7 +50,8 @@ interface WirePayload {
 /** Builds and signs the SD-JWT of a message; returns the SD-JWT and its issuer-signed JWT. */
 export async function signMessage(message: Message, key: SigningKeyPair): Promise<{ sdJwt: string; jwt: string; disclosures: Disclosure[] }> {
   const def = definitionOf(message.header.type);
-  const parsed = validateMessage(def, message);
+  // Builder output is validated and frozen already; anything else is validated here.
+  const parsed = isBuiltMessage(message) ? (message as ReturnType<typeof validateMessage>) : validateMessage(def, message);
   const { header } = parsed;
   if (!sameCategories(header.categories, deriveAll(parsed.data as Record<string, unknown>, message.onward))) {
     throw new ProtocolError('CATEGORIES_MISMATCH');
@@ -231,9 +232,11 @@ async function verifyMessageJwt(jwt: string, disclosures: string[], options: Ver
   if (typeof claimed.iss !== 'string' || typeof claimed.iat !== 'number') throw new ProtocolError('SCHEMA_INVALID', 'iss and iat are required');
   if (depth === 0 && options.expectedSender !== undefined && claimed.iss !== options.expectedSender) throw new ProtocolError('SENDER_MISMATCH');
   const signedAt = new Date(claimed.iat * 1000);
-  let verified: VerifiedJws;
-  verified = await verifyCompact(jwt, parsed.header.typ, (kid) => options.resolveSenderKey(claimed.iss as string, kid, signedAt));
-  const p = verified.payload;
+  const jwk = await options.resolveSenderKey(claimed.iss, parsed.header.kid, signedAt);
+  if (!jwk) throw new ProtocolError('KEY_UNKNOWN');
+  // The claims parsed above came from the very bytes the signature covers, so once it verifies they are the payload.
+  await verifyParsedSignature(parsed, jwk);
+  const p = claimed;
   for (const name of Object.keys(p)) {
     if (!ALLOWED_CLAIMS.has(name)) throw new ProtocolError('SCHEMA_INVALID', `Unknown claim ${name.slice(0, 32)}`);
   }
@@ -304,7 +307,7 @@ async function verifyMessageJwt(jwt: string, disclosures: string[], options: Ver
     ...(typeof p.consent_record === 'string' ? { consentRecord: p.consent_record } : {}),
     jwt,
     disclosures,
-    kid: verified.kid,
+    kid: parsed.header.kid,
     disclosedDigests,
     ...(original ? { original } : {}),
   };

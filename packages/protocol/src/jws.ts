@@ -3,7 +3,7 @@ import { CompactSign, compactVerify, flattenedVerify } from 'jose';
 import * as ed from '@noble/ed25519';
 import { ProtocolError } from './errors.js';
 import { b64u, fromB64u, fromUtf8, parseJsonObject, utf8 } from './encoding.js';
-import { JWS_ALG, parseCompactJws, type JwsHeader } from './jose-policy.js';
+import { JWS_ALG, parseCompactJws, type CompactJws, type JwsHeader } from './jose-policy.js';
 import { cryptoKeyFor, type PublicSigningJwk, type SigningKeyPair } from './keys.js';
 
 export type KeyResolver = (kid: string, header: JwsHeader) => PublicSigningJwk | undefined | Promise<PublicSigningJwk | undefined>;
@@ -36,6 +36,23 @@ export async function verifyCompact(token: string, expectedTyp: string | readonl
     throw new ProtocolError('SIGNATURE_INVALID', undefined, undefined, { cause: e });
   }
   return { header: parsed.header, payload: parseJsonObject(fromUtf8(payloadBytes)), payloadBytes, kid: parsed.header.kid };
+}
+
+/**
+ * Verifies the Ed25519 signature of an already parsed (and policy-checked) compact JWS over the
+ * exact ASCII bytes `protected.payload` (RFC 7515 §5.2), with no re-parsing or re-serialising.
+ */
+export async function verifyParsedSignature(parsed: CompactJws, jwk: PublicSigningJwk): Promise<void> {
+  let ok = false;
+  try {
+    const signature = fromB64u(parsed.signatureB64);
+    const input = utf8(`${parsed.protectedB64}.${parsed.payloadB64}`);
+    ok = await crypto.subtle.verify('Ed25519', await cryptoKeyFor(jwk, 'EdDSA'), signature as Uint8Array<ArrayBuffer>, input as Uint8Array<ArrayBuffer>);
+  } catch (e) {
+    if (e instanceof ProtocolError && e.code === 'KEY_INVALID') throw e;
+    ok = false;
+  }
+  if (!ok) throw new ProtocolError('SIGNATURE_INVALID');
 }
 
 /** Decodes a compact JWS payload without verifying it (for routing and display only). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { b64u, fromB64u, parseJson, sha256Sync, utf8, ProtocolError, MAX_JSON_DEPTH } from '../src/index.js';
+import { b64u, fromB64u, parseJson, sha256Js, sha256Sync, utf8, ProtocolError, MAX_JSON_DEPTH } from '../src/index.js';
 
 describe('base64url', () => {
   it('round-trips every length and refuses padding, other alphabets and stray bits', () => {
@@ -15,7 +15,10 @@ describe('base64url', () => {
   });
 });
 
-describe('sha256Sync', () => {
+describe.each([
+  ['sha256Js', sha256Js],
+  ['sha256Sync', sha256Sync],
+])('%s', (_name, sha256Sync) => {
   it('matches the FIPS 180-4 examples and WebCrypto on random inputs', async () => {
     const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
     expect(hex(sha256Sync(utf8('abc')))).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');

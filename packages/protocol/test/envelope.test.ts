@@ -82,6 +82,7 @@ describe('seal and open', () => {
   it('passes a consented subset onward with the original signature intact', async () => {
     const sealed = await seal(sampleReferral(be, fr), { signingKey: be.sig, recipientKey: fr.enc.publicJwk as never });
     const received = await openAs(fr, sealed.jwe);
+    const subset = present(received, { identity: ['givenName', 'nationalities'] });
     const onward = buildReferral({
       from: fr.id,
       to: sn.id,
@@ -89,10 +90,9 @@ describe('seal and open', () => {
       consentId: CONSENT_ID,
       body: received.body as never,
       data: {},
+      onward: subset,
+      onwardCategories: ['identity'],
     });
-    const subset = present(received, { identity: ['givenName', 'nationalities'] });
-    onward.onward = subset;
-    onward.header.categories = ['identity'];
     const sealed2 = await seal(onward, { signingKey: fr.sig, recipientKey: sn.enc.publicJwk as never });
     const got = await openAs(sn, sealed2.jwe, { expectedSender: fr.id });
     expect(got.original?.header.from).toBe(be.id);
@@ -121,8 +121,9 @@ describe('seal and open', () => {
   });
 
   it('detects declared categories that differ from the carried ones', async () => {
-    const msg = sampleReferral(be, sn);
-    msg.header.categories = ['identity', 'contact', 'return-travel'];
+    const built = sampleReferral(be, sn);
+    expect(Object.isFrozen(built.header)).toBe(true);
+    const msg = { ...built, header: { ...built.header, categories: ['identity', 'contact', 'return-travel'] as typeof built.header.categories } };
     expect(await code(seal(msg, { signingKey: be.sig, recipientKey: sn.enc.publicJwk as never }))).toBe('CATEGORIES_MISMATCH');
     // A malicious sender signs a payload whose declared categories omit health.
     const { jwt } = await signMessage(sampleReferral(be, sn), be.sig);

@@ -62,6 +62,21 @@ export interface Message<B = unknown, D = Record<string, unknown>> {
   onward?: { jwt: string; disclosures: string[] };
 }
 
+/** Messages produced by buildMessage: validated and deeply frozen, so sealing need not re-validate. */
+const built = new WeakSet<object>();
+
+export function isBuiltMessage(message: object): boolean {
+  return built.has(message);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
 export interface BuildInput<B, D> {
   from: string;
   to: string;
@@ -76,6 +91,10 @@ export interface BuildInput<B, D> {
   ttlSeconds?: number;
   body: B;
   data?: D;
+  /** Onward referral: a presentation of a received message (its issuer-signed JWT and the disclosures passed on). */
+  onward?: { jwt: string; disclosures: string[] };
+  /** Categories carried by `onward` (derived by the caller from the original's structure). */
+  onwardCategories?: readonly DataCategory[];
 }
 
 function schemaError(what: string, error: z.ZodError): ProtocolError {
@@ -125,16 +144,24 @@ export function buildMessage<T extends MessageType, B extends z.ZodType, D exten
     agreementId: input.agreementId,
     ...(input.consentId ? { consentId: input.consentId } : {}),
     purpose: input.purpose ?? def.defaultPurpose,
-    categories: deriveCategories(data),
+    categories: mergeCategories(deriveCategories(data), input.onwardCategories ?? []),
   };
   const parsed = validateMessage(def, { header, body: input.body, data });
   if (def.requiresConsent && !parsed.header.consentId) {
     throw new ProtocolError('CONSENT_MISSING', `${def.type} needs a consent id`);
   }
-  return {
+  const message = deepFreeze({
     header: parsed.header,
     body: parsed.body,
     data: parsed.data,
     ...(input.consentRecord ? { consentRecord: input.consentRecord } : {}),
-  };
+    ...(input.onward ? { onward: { jwt: input.onward.jwt, disclosures: [...input.onward.disclosures] } } : {}),
+  });
+  built.add(message);
+  return message;
+}
+
+function mergeCategories(a: readonly DataCategory[], b: readonly DataCategory[]): DataCategory[] {
+  const all = new Set([...a, ...b]);
+  return DataCategory.options.filter((c) => all.has(c));
 }
