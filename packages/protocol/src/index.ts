@@ -10,3 +10,6 @@ export * from './messages/index.js';
 export * from './envelope.js';
 export * from './receipt.js';
 export * from './node-document.js';
+export * from './consent.js';
+export * from './agreement.js';
+export * from './enforcement.js';
