@@ -1,0 +1,940 @@
+/**
+ * The embedded store (spec/node.md §Store): one SQLite file per node through Node's built-in
+ * `node:sqlite`, so there is no native addon to compile on modest hardware.
+ *
+ * Concurrency model. `DatabaseSync` is synchronous, but `acceptInbound` must await the receipt
+ * signature between writing the audit leaf and the message (the receipt names the leaf index, and
+ * both commit together). Every write transaction therefore runs under an async mutex that spans
+ * BEGIN IMMEDIATE … COMMIT/ROLLBACK, so no other write can interleave with the awaited work on the
+ * same connection. Reads use a second, read-only connection: in WAL mode it sees only committed
+ * data, never the half-done transaction of an `acceptInbound` that is waiting for its signature.
+ * Other processes on the same file are serialised by SQLite's own lock (BEGIN IMMEDIATE plus
+ * busy_timeout), which is what makes outbox leases safe across processes.
+ */
+import { DatabaseSync } from 'node:sqlite';
+import type { SQLInputValue, SQLOutputValue, StatementSync } from 'node:sqlite';
+import { MessageTypes, ProtocolError } from '@passerelle/protocol';
+import { auditLeafHash, canonicalJson } from './audit-leaf.js';
+import { applySqliteMigrations } from './sqlite-migrations.js';
+import type {
+  AcceptResult,
+  AgreementRecord,
+  AuditEvent,
+  AuditRecord,
+  ClaimOptions,
+  ConsentRecordRow,
+  InboxEntry,
+  NewOutboxEntry,
+  OutboxEntry,
+  OutboxState,
+  PeerRecord,
+  Store,
+  TokenRecord,
+} from './types.js';
+
+export interface SqliteStoreOptions {
+  /**
+   * Opens both connections read-only (inspection, audit export next to a running node). Reads
+   * work; every write rejects with STORE_UNAVAILABLE. The schema must already be current.
+   */
+  readOnly?: boolean;
+  /**
+   * How long a write waits for another process's lock (a CLI command on the same file) before
+   * STORE_UNAVAILABLE. `DatabaseSync` waits synchronously, stalling the event loop meanwhile, so
+   * this stays short; several node instances belong on PostgreSQL, not on one SQLite file.
+   */
+  busyTimeoutMs?: number;
+}
+
+const DEFAULT_BUSY_TIMEOUT_MS = 2_000;
+
+/** Messages that exist because of a withdrawal: never cancelled or refused by one (spec/protocol.md §6). */
+const WITHDRAWAL_EXEMPT_TYPES: readonly string[] = [MessageTypes.CONSENT_WITHDRAWAL, MessageTypes.ERASURE_CONFIRMATION];
+
+const OUTBOX_STATES: readonly OutboxState[] = ['queued', 'delivered', 'rejected', 'cancelled', 'failed'];
+
+/** Rows of expired replay keys deleted per `remember` call, so one call never does unbounded work. */
+const REMEMBER_PURGE_BATCH = 256;
+
+// SQLite primary result codes (https://sqlite.org/rescode.html) meaning "cannot be written now".
+const SQLITE_PERM = 3;
+const SQLITE_BUSY = 5;
+const SQLITE_LOCKED = 6;
+const SQLITE_READONLY = 8;
+const SQLITE_IOERR = 10;
+const SQLITE_CORRUPT = 11;
+const SQLITE_FULL = 13;
+const SQLITE_CANTOPEN = 14;
+const SQLITE_NOTADB = 26;
+const UNAVAILABLE_CODES = new Set([
+  SQLITE_PERM,
+  SQLITE_BUSY,
+  SQLITE_LOCKED,
+  SQLITE_READONLY,
+  SQLITE_IOERR,
+  SQLITE_CORRUPT,
+  SQLITE_FULL,
+  SQLITE_CANTOPEN,
+  SQLITE_NOTADB,
+]);
+
+interface SqliteError extends Error {
+  code: 'ERR_SQLITE_ERROR';
+  errcode: number;
+  errstr: string;
+}
+
+function isSqliteError(error: unknown): error is SqliteError {
+  return error instanceof Error && (error as Partial<SqliteError>).code === 'ERR_SQLITE_ERROR';
+}
+
+/**
+ * Storage failures become ProtocolErrors; anything else (a ProtocolError raised on purpose, or an
+ * error thrown by a caller's `makeReceipt`) passes through unchanged. SQLite's message stays in
+ * `cause` only: problem details may reach a peer, and file paths are none of its business.
+ */
+function toStoreError(error: unknown): unknown {
+  if (error instanceof ProtocolError) return error;
+  if (isSqliteError(error)) {
+    const primary = error.errcode & 0xff;
+    if (UNAVAILABLE_CODES.has(primary)) return new ProtocolError('STORE_UNAVAILABLE', undefined, undefined, { cause: error });
+    return new ProtocolError('INTERNAL', 'The store refused the operation', undefined, { cause: error });
+  }
+  if (error instanceof Error && (error as { code?: unknown }).code === 'ERR_INVALID_STATE') {
+    return new ProtocolError('STORE_UNAVAILABLE', 'The store is closed', undefined, { cause: error });
+  }
+  return error;
+}
+
+/** FIFO async mutex: each holder runs to completion (including its awaits) before the next starts. */
+class AsyncMutex {
+  #tail: Promise<void> = Promise.resolve();
+
+  async run<T>(fn: () => T | Promise<T>): Promise<T> {
+    const previous = this.#tail;
+    let release!: () => void;
+    this.#tail = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    await previous;
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+}
+
+type Row = Record<string, SQLOutputValue>;
+
+function text(row: Row, column: string): string {
+  const value = row[column];
+  if (typeof value !== 'string') throw new ProtocolError('INTERNAL', `Column ${column} is not text`);
+  return value;
+}
+
+function optText(row: Row, column: string): string | undefined {
+  const value = row[column];
+  return value === null || value === undefined ? undefined : text(row, column);
+}
+
+function int(row: Row, column: string): number {
+  const value = row[column];
+  if (typeof value !== 'number') throw new ProtocolError('INTERNAL', `Column ${column} is not a number`);
+  return value;
+}
+
+function optInt(row: Row, column: string): number | undefined {
+  const value = row[column];
+  return value === null || value === undefined ? undefined : int(row, column);
+}
+
+function stringArray(row: Row, column: string): string[] {
+  const value = JSON.parse(text(row, column)) as unknown;
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
+    throw new ProtocolError('INTERNAL', `Column ${column} is not a list of strings`);
+  }
+  return value;
+}
+
+/** Optional record fields are absent, never `undefined`-valued, so records compare cleanly. */
+function compact<T extends object>(record: T): T {
+  for (const key of Object.keys(record) as (keyof T)[]) {
+    if (record[key] === undefined) delete record[key];
+  }
+  return record;
+}
+
+/** Epoch milliseconds of an RFC 3339 timestamp, for comparisons and ordering (see sqlite-migrations.ts). */
+function toMs(timestamp: string, what: string): number {
+  const ms = typeof timestamp === 'string' ? Date.parse(timestamp) : Number.NaN;
+  if (!Number.isFinite(ms)) throw new ProtocolError('MALFORMED', `Invalid timestamp for ${what}`);
+  return ms;
+}
+
+function checkCount(value: number, what: string, min: number): void {
+  if (!Number.isSafeInteger(value) || value < min) throw new ProtocolError('MALFORMED', `Invalid ${what}`);
+}
+
+function unionPurposes(existing: readonly string[], added: readonly string[]): string[] {
+  const out = [...existing];
+  for (const p of added) if (!out.includes(p)) out.push(p);
+  return out;
+}
+
+/** Column names come from the code, never from callers; values are bound. */
+function filteredQuery(
+  table: string,
+  where: readonly [string, SQLInputValue][],
+  orderBy: string,
+  limit: number | undefined,
+): { sql: string; params: SQLInputValue[] } {
+  const params = where.map(([, value]) => value);
+  let sql = `SELECT * FROM ${table}`;
+  if (where.length > 0) sql += ` WHERE ${where.map(([condition]) => condition).join(' AND ')}`;
+  sql += ` ORDER BY ${orderBy}`;
+  if (limit !== undefined) {
+    checkCount(limit, 'limit', 0);
+    sql += ' LIMIT ?';
+    params.push(limit);
+  }
+  return { sql, params };
+}
+
+function peerFromRow(row: Row): PeerRecord {
+  return compact({
+    nodeId: text(row, 'node_id'),
+    fingerprints: stringArray(row, 'fingerprints'),
+    document: optText(row, 'document'),
+    documentVersion: optInt(row, 'document_version'),
+    addedAt: text(row, 'added_at'),
+    updatedAt: text(row, 'updated_at'),
+  });
+}
+
+function consentFromRow(row: Row): ConsentRecordRow {
+  return compact({
+    id: text(row, 'id'),
+    controller: text(row, 'controller'),
+    subject: text(row, 'subject'),
+    jws: text(row, 'jws'),
+    expiresAt: text(row, 'expires_at'),
+    recordedAt: text(row, 'recorded_at'),
+    withdrawnAt: optText(row, 'withdrawn_at'),
+    withdrawnPurposes: stringArray(row, 'withdrawn_purposes'),
+  });
+}
+
+function outboxFromRow(row: Row): OutboxEntry {
+  return compact({
+    id: text(row, 'id'),
+    peer: text(row, 'peer'),
+    type: text(row, 'type'),
+    threadId: text(row, 'thread_id'),
+    consentId: optText(row, 'consent_id'),
+    priority: int(row, 'priority'),
+    jwe: text(row, 'jwe'),
+    digest: text(row, 'digest'),
+    jwt: text(row, 'jwt'),
+    state: text(row, 'state') as OutboxState,
+    attempts: int(row, 'attempts'),
+    nextAttemptAt: text(row, 'next_attempt_at'),
+    expiresAt: text(row, 'expires_at'),
+    createdAt: text(row, 'created_at'),
+    updatedAt: text(row, 'updated_at'),
+    lastError: optText(row, 'last_error'),
+    receipt: optText(row, 'receipt'),
+    problem: optText(row, 'problem'),
+    deliveredAt: optText(row, 'delivered_at'),
+  });
+}
+
+function inboxFromRow(row: Row): InboxEntry {
+  return compact({
+    id: text(row, 'id'),
+    sender: text(row, 'sender'),
+    type: text(row, 'type'),
+    threadId: text(row, 'thread_id'),
+    consentId: optText(row, 'consent_id'),
+    digest: text(row, 'digest'),
+    jwe: optText(row, 'jwe'),
+    sdJwt: optText(row, 'sd_jwt'),
+    jwt: text(row, 'jwt'),
+    categories: stringArray(row, 'categories'),
+    receipt: text(row, 'receipt'),
+    receivedAt: text(row, 'received_at'),
+    erasedAt: optText(row, 'erased_at'),
+  });
+}
+
+function auditFromRow(row: Row): AuditRecord {
+  return {
+    kind: text(row, 'kind'),
+    fields: JSON.parse(text(row, 'fields')) as AuditEvent['fields'],
+    at: text(row, 'at'),
+    index: int(row, 'idx'),
+    leafHash: text(row, 'leaf_hash'),
+  };
+}
+
+function tokenFromRow(row: Row): TokenRecord {
+  return compact({
+    id: text(row, 'id'),
+    hash: text(row, 'hash'),
+    role: text(row, 'role') as TokenRecord['role'],
+    label: text(row, 'label'),
+    createdAt: text(row, 'created_at'),
+    revokedAt: optText(row, 'revoked_at'),
+  });
+}
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  readonly path: string;
+  readonly readOnly: boolean;
+  readonly #writer: DatabaseSync;
+  readonly #reader: DatabaseSync;
+  readonly #statements = new Map<DatabaseSync, Map<string, StatementSync>>();
+  readonly #mutex = new AsyncMutex();
+  readonly #busyTimeoutMs: number;
+  #closed = false;
+
+  /** Opens the connections without migrating; use {@link openSqliteStore}. */
+  constructor(path: string, options: SqliteStoreOptions = {}) {
+    this.path = path;
+    this.readOnly = options.readOnly ?? false;
+    const timeout = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+    checkCount(timeout, 'busy timeout', 0);
+    this.#busyTimeoutMs = timeout;
+    const inMemory = path === ':memory:';
+    let writer: DatabaseSync | undefined;
+    let reader: DatabaseSync | undefined;
+    try {
+      writer = new DatabaseSync(path, { readOnly: this.readOnly, timeout, enableForeignKeyConstraints: true });
+      writer.exec(`PRAGMA busy_timeout = ${timeout}`);
+      writer.exec('PRAGMA foreign_keys = ON');
+      // Erased personal data (eraseInboundByConsent) is overwritten with zeros in the file instead of
+      // lingering in free space where a copy of the database would still hold it.
+      writer.exec('PRAGMA secure_delete = ON');
+      if (!inMemory && !this.readOnly) {
+        const mode = writer.prepare('PRAGMA journal_mode = WAL').get();
+        if (mode?.['journal_mode'] !== 'wal') {
+          throw new ProtocolError('STORE_UNAVAILABLE', 'The database cannot use write-ahead logging on this file system');
+        }
+      }
+      // In WAL mode a commit is otherwise only synced at checkpoints, so a power cut can roll back
+      // transactions that already returned. FULL syncs the log on every commit: once a method has
+      // resolved (and a receipt or a 202 has gone out), the record survives power loss.
+      writer.exec('PRAGMA synchronous = FULL');
+      if (inMemory) {
+        // A second connection to ':memory:' would be another, empty database.
+        reader = writer;
+      } else {
+        reader = new DatabaseSync(path, { readOnly: true, timeout });
+        reader.exec(`PRAGMA busy_timeout = ${timeout}`);
+      }
+    } catch (error) {
+      if (reader?.isOpen && reader !== writer) reader.close();
+      if (writer?.isOpen) writer.close();
+      throw toStoreError(error);
+    }
+    this.#writer = writer;
+    this.#reader = reader;
+  }
+
+  async migrate(): Promise<void> {
+    this.#ensureOpen();
+    await this.#mutex.run(() => {
+      try {
+        applySqliteMigrations(this.#writer);
+      } catch (error) {
+        throw toStoreError(error);
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    // Writes already queued run to completion; calls made after close() reject (#ensureOpen).
+    await this.#mutex.run(() => {
+      this.#statements.clear();
+      if (this.#reader !== this.#writer && this.#reader.isOpen) this.#reader.close();
+      if (this.#writer.isOpen) this.#writer.close();
+    });
+  }
+
+  // Trust store
+
+  async putPeer(peer: PeerRecord): Promise<void> {
+    await this.#write((db) => {
+      this.#stmt(
+        db,
+        `INSERT INTO peers (node_id, fingerprints, document, document_version, added_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (node_id) DO UPDATE SET fingerprints = excluded.fingerprints, document = excluded.document,
+           document_version = excluded.document_version, added_at = excluded.added_at, updated_at = excluded.updated_at`,
+      ).run(
+        peer.nodeId,
+        JSON.stringify(peer.fingerprints),
+        peer.document ?? null,
+        peer.documentVersion ?? null,
+        peer.addedAt,
+        peer.updatedAt,
+      );
+    });
+  }
+
+  async getPeer(nodeId: string): Promise<PeerRecord | undefined> {
+    return this.#read((db) => {
+      const row = this.#stmt(db, 'SELECT * FROM peers WHERE node_id = ?').get(nodeId);
+      return row ? peerFromRow(row) : undefined;
+    });
+  }
+
+  async listPeers(): Promise<PeerRecord[]> {
+    return this.#read((db) => this.#stmt(db, 'SELECT * FROM peers ORDER BY node_id').all().map(peerFromRow));
+  }
+
+  // Agreements and consents
+
+  async putAgreement(record: AgreementRecord): Promise<void> {
+    await this.#write((db) => {
+      this.#stmt(
+        db,
+        `INSERT INTO agreements (id, version, jws, registered_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET version = excluded.version, jws = excluded.jws, registered_at = excluded.registered_at`,
+      ).run(record.id, record.version, record.jws, record.registeredAt);
+      for (const termination of record.terminations) this.#insertTermination(db, record.id, termination);
+    });
+  }
+
+  async getAgreement(id: string): Promise<AgreementRecord | undefined> {
+    return this.#snapshot((db) => {
+      const row = this.#stmt(db, 'SELECT * FROM agreements WHERE id = ?').get(id);
+      if (!row) return undefined;
+      const terminations = this.#stmt(db, 'SELECT jws FROM agreement_terminations WHERE agreement_id = ? ORDER BY seq')
+        .all(id)
+        .map((t) => text(t, 'jws'));
+      return { id: text(row, 'id'), version: int(row, 'version'), jws: text(row, 'jws'), terminations, registeredAt: text(row, 'registered_at') };
+    });
+  }
+
+  async listAgreements(): Promise<AgreementRecord[]> {
+    return this.#snapshot((db) => {
+      const terminations = new Map<string, string[]>();
+      for (const t of this.#stmt(db, 'SELECT agreement_id, jws FROM agreement_terminations ORDER BY seq').all()) {
+        const id = text(t, 'agreement_id');
+        terminations.set(id, [...(terminations.get(id) ?? []), text(t, 'jws')]);
+      }
+      return this.#stmt(db, 'SELECT * FROM agreements ORDER BY id')
+        .all()
+        .map((row) => ({
+          id: text(row, 'id'),
+          version: int(row, 'version'),
+          jws: text(row, 'jws'),
+          terminations: terminations.get(text(row, 'id')) ?? [],
+          registeredAt: text(row, 'registered_at'),
+        }));
+    });
+  }
+
+  async addTermination(agreementId: string, termination: string): Promise<void> {
+    await this.#write((db) => {
+      if (!this.#stmt(db, 'SELECT 1 AS present FROM agreements WHERE id = ?').get(agreementId)) {
+        throw new ProtocolError('NOT_FOUND', 'No agreement with this id');
+      }
+      this.#insertTermination(db, agreementId, termination);
+    });
+  }
+
+  async putConsent(record: ConsentRecordRow): Promise<void> {
+    const recordedMs = toMs(record.recordedAt, 'recordedAt');
+    if (record.withdrawnAt !== undefined) toMs(record.withdrawnAt, 'withdrawnAt');
+    await this.#write((db) => {
+      const existing = this.#stmt(db, 'SELECT withdrawn_at, withdrawn_purposes FROM consents WHERE id = ?').get(record.id);
+      const withdrawnAt = (existing && optText(existing, 'withdrawn_at')) ?? record.withdrawnAt;
+      const purposes = unionPurposes(existing ? stringArray(existing, 'withdrawn_purposes') : [], record.withdrawnPurposes);
+      this.#stmt(
+        db,
+        `INSERT INTO consents (id, controller, subject, jws, expires_at, recorded_at, recorded_ms, withdrawn_at, withdrawn_purposes)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET controller = excluded.controller, subject = excluded.subject, jws = excluded.jws,
+           expires_at = excluded.expires_at, recorded_at = excluded.recorded_at, recorded_ms = excluded.recorded_ms,
+           withdrawn_at = excluded.withdrawn_at, withdrawn_purposes = excluded.withdrawn_purposes`,
+      ).run(
+        record.id,
+        record.controller,
+        record.subject,
+        record.jws,
+        record.expiresAt,
+        record.recordedAt,
+        recordedMs,
+        withdrawnAt ?? null,
+        JSON.stringify(purposes),
+      );
+    });
+  }
+
+  async getConsent(id: string): Promise<ConsentRecordRow | undefined> {
+    return this.#read((db) => {
+      const row = this.#stmt(db, 'SELECT * FROM consents WHERE id = ?').get(id);
+      return row ? consentFromRow(row) : undefined;
+    });
+  }
+
+  async listConsents(): Promise<ConsentRecordRow[]> {
+    return this.#read((db) => this.#stmt(db, 'SELECT * FROM consents ORDER BY recorded_ms, id').all().map(consentFromRow));
+  }
+
+  async withdrawConsent(id: string, purposes: string[] | undefined, at: string, audit: AuditEvent): Promise<string[]> {
+    toMs(at, 'withdrawal time');
+    return this.#write((db) => {
+      const existing = this.#stmt(db, 'SELECT withdrawn_at, withdrawn_purposes FROM consents WHERE id = ?').get(id);
+      if (!existing) throw new ProtocolError('NOT_FOUND', 'No consent with this id');
+      if (purposes === undefined) {
+        this.#stmt(db, 'UPDATE consents SET withdrawn_at = COALESCE(withdrawn_at, ?) WHERE id = ?').run(at, id);
+      } else {
+        const merged = unionPurposes(stringArray(existing, 'withdrawn_purposes'), purposes);
+        this.#stmt(db, 'UPDATE consents SET withdrawn_purposes = ? WHERE id = ?').run(JSON.stringify(merged), id);
+      }
+      const exempt = WITHDRAWAL_EXEMPT_TYPES.map(() => '?').join(', ');
+      const cancelled = this.#stmt(
+        db,
+        `SELECT id FROM outbox WHERE consent_id = ? AND state = 'queued' AND type NOT IN (${exempt}) ORDER BY created_ms, id`,
+      )
+        .all(id, ...WITHDRAWAL_EXEMPT_TYPES)
+        .map((row) => text(row, 'id'));
+      const cancel = this.#stmt(
+        db,
+        `UPDATE outbox SET state = 'cancelled', last_error = 'consent withdrawn', updated_at = ?, lease_owner = NULL, lease_until_ms = NULL
+         WHERE id = ? AND state = 'queued'`,
+      );
+      for (const entryId of cancelled) cancel.run(at, entryId);
+      this.#appendAuditIn(db, audit);
+      return cancelled;
+    });
+  }
+
+  // Outbox
+
+  async enqueue(entry: NewOutboxEntry, audit: AuditEvent): Promise<OutboxEntry> {
+    const createdMs = toMs(audit.at, 'audit.at');
+    const nextAttemptAt = entry.nextAttemptAt ?? audit.at;
+    const nextAttemptMs = toMs(nextAttemptAt, 'nextAttemptAt');
+    toMs(entry.expiresAt, 'expiresAt');
+    checkCount(entry.priority, 'priority', 0);
+    return this.#write((db) => {
+      if (this.#stmt(db, 'SELECT 1 AS present FROM outbox WHERE id = ?').get(entry.id)) {
+        throw new ProtocolError('INTERNAL', 'An outbox entry with this id already exists');
+      }
+      if (entry.consentId !== undefined && !WITHDRAWAL_EXEMPT_TYPES.includes(entry.type)) {
+        const consent = this.#stmt(db, 'SELECT withdrawn_at FROM consents WHERE id = ?').get(entry.consentId);
+        if (consent && optText(consent, 'withdrawn_at') !== undefined) throw new ProtocolError('CONSENT_WITHDRAWN');
+      }
+      this.#stmt(
+        db,
+        `INSERT INTO outbox (id, peer, type, thread_id, consent_id, priority, jwe, digest, jwt, state, attempts,
+           next_attempt_at, next_attempt_ms, expires_at, created_at, created_ms, updated_at, last_error, receipt, problem, delivered_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        entry.id,
+        entry.peer,
+        entry.type,
+        entry.threadId,
+        entry.consentId ?? null,
+        entry.priority,
+        entry.jwe,
+        entry.digest,
+        entry.jwt,
+        nextAttemptAt,
+        nextAttemptMs,
+        entry.expiresAt,
+        audit.at,
+        createdMs,
+        audit.at,
+        entry.lastError ?? null,
+        entry.receipt ?? null,
+        entry.problem ?? null,
+        entry.deliveredAt ?? null,
+      );
+      this.#appendAuditIn(db, audit);
+      return this.#outboxRow(db, entry.id);
+    });
+  }
+
+  async claimDue(options: ClaimOptions): Promise<OutboxEntry[]> {
+    const now = toMs(options.now, 'now');
+    checkCount(options.limit, 'limit', 0);
+    checkCount(options.leaseMs, 'lease duration', 1);
+    if (options.limit === 0) return [];
+    return this.#write((db) => {
+      const rows = this.#stmt(
+        db,
+        `SELECT * FROM outbox
+         WHERE state = 'queued' AND next_attempt_ms <= ? AND (lease_until_ms IS NULL OR lease_until_ms < ?)
+         ORDER BY priority, next_attempt_ms, created_ms, id LIMIT ?`,
+      ).all(now, now, options.limit);
+      const lease = this.#stmt(db, 'UPDATE outbox SET lease_owner = ?, lease_until_ms = ? WHERE id = ?');
+      for (const row of rows) lease.run(options.owner, now + options.leaseMs, text(row, 'id'));
+      return rows.map(outboxFromRow);
+    });
+  }
+
+  async complete(
+    id: string,
+    owner: string,
+    outcome: Parameters<Store['complete']>[2],
+    audit?: AuditEvent,
+  ): Promise<boolean> {
+    toMs(outcome.at, 'outcome.at');
+    const nextAttemptMs = outcome.state === 'queued' ? toMs(outcome.nextAttemptAt, 'nextAttemptAt') : undefined;
+    return this.#write((db) => {
+      const row = this.#stmt(db, 'SELECT state, lease_owner FROM outbox WHERE id = ?').get(id);
+      // Terminal states are final, and a lease taken over by another owner means its attempt wins.
+      if (!row || text(row, 'state') !== 'queued' || optText(row, 'lease_owner') !== owner) return false;
+      const release = 'lease_owner = NULL, lease_until_ms = NULL, updated_at = ?';
+      switch (outcome.state) {
+        case 'delivered':
+          this.#stmt(db, `UPDATE outbox SET state = 'delivered', attempts = attempts + 1, receipt = ?, delivered_at = ?, ${release} WHERE id = ?`).run(
+            outcome.receipt,
+            outcome.at,
+            outcome.at,
+            id,
+          );
+          break;
+        case 'rejected':
+          this.#stmt(db, `UPDATE outbox SET state = 'rejected', attempts = attempts + 1, problem = ?, receipt = ?, ${release} WHERE id = ?`).run(
+            outcome.problem,
+            outcome.receipt ?? null,
+            outcome.at,
+            id,
+          );
+          break;
+        case 'failed':
+          this.#stmt(db, `UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?, ${release} WHERE id = ?`).run(
+            outcome.error,
+            outcome.at,
+            id,
+          );
+          break;
+        case 'cancelled':
+          this.#stmt(db, `UPDATE outbox SET state = 'cancelled', last_error = ?, ${release} WHERE id = ?`).run(outcome.error, outcome.at, id);
+          break;
+        case 'queued':
+          this.#stmt(
+            db,
+            `UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, next_attempt_ms = ?, ${release} WHERE id = ?`,
+          ).run(outcome.error, outcome.nextAttemptAt, nextAttemptMs ?? null, outcome.at, id);
+          break;
+        default:
+          throw new ProtocolError('INTERNAL', 'Unknown outbox outcome');
+      }
+      if (audit) this.#appendAuditIn(db, audit);
+      return true;
+    });
+  }
+
+  async getOutbox(id: string): Promise<OutboxEntry | undefined> {
+    return this.#read((db) => {
+      const row = this.#stmt(db, 'SELECT * FROM outbox WHERE id = ?').get(id);
+      return row ? outboxFromRow(row) : undefined;
+    });
+  }
+
+  async listOutbox(
+    filter: { state?: OutboxState; peer?: string; consentId?: string; threadId?: string; limit?: number } = {},
+  ): Promise<OutboxEntry[]> {
+    const where: [string, SQLInputValue][] = [];
+    if (filter.state !== undefined) where.push(['state = ?', filter.state]);
+    if (filter.peer !== undefined) where.push(['peer = ?', filter.peer]);
+    if (filter.consentId !== undefined) where.push(['consent_id = ?', filter.consentId]);
+    if (filter.threadId !== undefined) where.push(['thread_id = ?', filter.threadId]);
+    const { sql, params } = filteredQuery('outbox', where, 'created_ms, id', filter.limit);
+    return this.#read((db) => this.#stmt(db, sql).all(...params).map(outboxFromRow));
+  }
+
+  async countOutboxByState(): Promise<Record<OutboxState, number>> {
+    return this.#read((db) => {
+      const counts = Object.fromEntries(OUTBOX_STATES.map((s) => [s, 0])) as Record<OutboxState, number>;
+      for (const row of this.#stmt(db, 'SELECT state, COUNT(*) AS n FROM outbox GROUP BY state').all()) {
+        counts[text(row, 'state') as OutboxState] = int(row, 'n');
+      }
+      return counts;
+    });
+  }
+
+  // Inbox
+
+  async acceptInbound(
+    entry: Omit<InboxEntry, 'receipt'>,
+    audit: AuditEvent,
+    makeReceipt: (auditIndex: number) => Promise<string>,
+  ): Promise<AcceptResult> {
+    const receivedMs = toMs(entry.receivedAt, 'receivedAt');
+    return this.#write(async (db): Promise<AcceptResult> => {
+      const existing = this.#stmt(db, 'SELECT * FROM inbox WHERE id = ?').get(entry.id);
+      if (existing) {
+        const stored = inboxFromRow(existing);
+        return { status: stored.digest === entry.digest ? 'duplicate' : 'conflict', entry: stored };
+      }
+      const record = this.#appendAuditIn(db, audit);
+      // Awaited inside the transaction (under the write mutex): if signing fails, the audit leaf is
+      // rolled back with everything else and no receipt for an unstored message can exist.
+      const receipt = await makeReceipt(record.index);
+      if (typeof receipt !== 'string' || receipt.length === 0) throw new ProtocolError('INTERNAL', 'makeReceipt returned no receipt');
+      this.#stmt(
+        db,
+        `INSERT INTO inbox (id, sender, type, thread_id, consent_id, digest, jwe, sd_jwt, jwt, categories, receipt, received_at, received_ms, erased_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        entry.id,
+        entry.sender,
+        entry.type,
+        entry.threadId,
+        entry.consentId ?? null,
+        entry.digest,
+        entry.jwe ?? null,
+        entry.sdJwt ?? null,
+        entry.jwt,
+        JSON.stringify(entry.categories),
+        receipt,
+        entry.receivedAt,
+        receivedMs,
+        entry.erasedAt ?? null,
+      );
+      const stored = this.#stmt(db, 'SELECT * FROM inbox WHERE id = ?').get(entry.id);
+      if (!stored) throw new ProtocolError('INTERNAL', 'Inbound message vanished after insert');
+      return { status: 'stored', entry: inboxFromRow(stored) };
+    });
+  }
+
+  async getInbox(id: string): Promise<InboxEntry | undefined> {
+    return this.#read((db) => {
+      const row = this.#stmt(db, 'SELECT * FROM inbox WHERE id = ?').get(id);
+      return row ? inboxFromRow(row) : undefined;
+    });
+  }
+
+  async listInbox(filter: { sender?: string; threadId?: string; consentId?: string; limit?: number } = {}): Promise<InboxEntry[]> {
+    const where: [string, SQLInputValue][] = [];
+    if (filter.sender !== undefined) where.push(['sender = ?', filter.sender]);
+    if (filter.threadId !== undefined) where.push(['thread_id = ?', filter.threadId]);
+    if (filter.consentId !== undefined) where.push(['consent_id = ?', filter.consentId]);
+    const { sql, params } = filteredQuery('inbox', where, 'received_ms, id', filter.limit);
+    return this.#read((db) => this.#stmt(db, sql).all(...params).map(inboxFromRow));
+  }
+
+  async eraseInboundByConsent(consentId: string, at: string, audit: AuditEvent): Promise<string[]> {
+    toMs(at, 'erasure time');
+    const erased = await this.#write((db) => {
+      const ids = this.#stmt(db, 'SELECT id FROM inbox WHERE consent_id = ? AND erased_at IS NULL ORDER BY received_ms, id')
+        .all(consentId)
+        .map((row) => text(row, 'id'));
+      const erase = this.#stmt(db, 'UPDATE inbox SET jwe = NULL, sd_jwt = NULL, erased_at = ? WHERE id = ?');
+      for (const id of ids) erase.run(at, id);
+      this.#appendAuditIn(db, audit);
+      return ids;
+    });
+    if (erased.length > 0) await this.#purgeWal();
+    return erased;
+  }
+
+  // Audit log
+
+  async appendAudit(event: AuditEvent): Promise<AuditRecord> {
+    return this.#write((db) => this.#appendAuditIn(db, event));
+  }
+
+  async readAudit(from: number, to: number): Promise<AuditRecord[]> {
+    checkCount(from, 'audit range start', 0);
+    checkCount(to, 'audit range end', 0);
+    return this.#read((db) => this.#stmt(db, 'SELECT * FROM audit_log WHERE idx >= ? AND idx < ? ORDER BY idx').all(from, to).map(auditFromRow));
+  }
+
+  async auditSize(): Promise<number> {
+    return this.#read((db) => this.#auditSizeIn(db));
+  }
+
+  // Local API tokens
+
+  async putToken(token: TokenRecord): Promise<void> {
+    const createdMs = toMs(token.createdAt, 'createdAt');
+    await this.#write((db) => {
+      this.#stmt(
+        db,
+        `INSERT INTO tokens (id, hash, role, label, created_at, created_ms, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET hash = excluded.hash, role = excluded.role, label = excluded.label,
+           created_at = excluded.created_at, created_ms = excluded.created_ms, revoked_at = excluded.revoked_at`,
+      ).run(token.id, token.hash, token.role, token.label, token.createdAt, createdMs, token.revokedAt ?? null);
+    });
+  }
+
+  async findTokenByHash(hash: string): Promise<TokenRecord | undefined> {
+    return this.#read((db) => {
+      const row = this.#stmt(db, 'SELECT * FROM tokens WHERE hash = ?').get(hash);
+      return row ? tokenFromRow(row) : undefined;
+    });
+  }
+
+  async listTokens(): Promise<TokenRecord[]> {
+    return this.#read((db) => this.#stmt(db, 'SELECT * FROM tokens ORDER BY created_ms, id').all().map(tokenFromRow));
+  }
+
+  // Replay protection
+
+  async remember(key: string, expiresAt: string): Promise<boolean> {
+    const expiresMs = toMs(expiresAt, 'expiresAt');
+    return this.#write((db) => {
+      const now = Date.now();
+      this.#stmt(
+        db,
+        'DELETE FROM remembered_keys WHERE key IN (SELECT key FROM remembered_keys WHERE expires_ms <= ? ORDER BY expires_ms LIMIT ?)',
+      ).run(now, REMEMBER_PURGE_BATCH);
+      // An expired row left over by the bounded purge counts as absent.
+      const result = this.#stmt(
+        db,
+        `INSERT INTO remembered_keys (key, expires_ms) VALUES (?, ?)
+         ON CONFLICT (key) DO UPDATE SET expires_ms = excluded.expires_ms WHERE remembered_keys.expires_ms <= ?`,
+      ).run(key, expiresMs, now);
+      return Number(result.changes) === 1;
+    });
+  }
+
+  // Internals
+
+  #ensureOpen(): void {
+    if (this.#closed) throw new ProtocolError('STORE_UNAVAILABLE', 'The store is closed');
+  }
+
+  #stmt(db: DatabaseSync, sql: string): StatementSync {
+    let cache = this.#statements.get(db);
+    if (!cache) this.#statements.set(db, (cache = new Map()));
+    let statement = cache.get(sql);
+    if (!statement) cache.set(sql, (statement = db.prepare(sql)));
+    return statement;
+  }
+
+  /** Reads see committed data only (separate WAL reader) and never wait for the write mutex. */
+  async #read<T>(fn: (db: DatabaseSync) => T): Promise<T> {
+    this.#ensureOpen();
+    try {
+      return fn(this.#reader);
+    } catch (error) {
+      throw toStoreError(error);
+    }
+  }
+
+  /** A read of several statements that must agree with each other (another process may commit between them). */
+  async #snapshot<T>(fn: (db: DatabaseSync) => T): Promise<T> {
+    return this.#read((db) => {
+      // With ':memory:' the reader is the writer, possibly inside an acceptInbound transaction.
+      if (db.isTransaction) return fn(db);
+      db.exec('BEGIN');
+      try {
+        return fn(db);
+      } finally {
+        db.exec('COMMIT');
+      }
+    });
+  }
+
+  /**
+   * Runs `fn` in one BEGIN IMMEDIATE transaction under the write mutex. IMMEDIATE takes SQLite's
+   * write lock up front, so a second process fails fast (after busy_timeout) instead of
+   * deadlocking on a read-to-write upgrade. Any throw rolls everything back.
+   */
+  async #write<T>(fn: (db: DatabaseSync) => T | Promise<T>): Promise<T> {
+    this.#ensureOpen();
+    return this.#mutex.run(async () => {
+      const db = this.#writer;
+      try {
+        db.exec('BEGIN IMMEDIATE');
+      } catch (error) {
+        throw toStoreError(error);
+      }
+      try {
+        const pending = fn(db);
+        // A synchronous body commits without yielding to the event loop, so nothing else can even
+        // be scheduled inside its transaction; only acceptInbound's signature really awaits.
+        const result = pending instanceof Promise ? await pending : pending;
+        db.exec('COMMIT');
+        return result;
+      } catch (error) {
+        // A failed COMMIT can leave the transaction open (SQLITE_BUSY) or already rolled back (FULL, IOERR).
+        if (db.isOpen && db.isTransaction) {
+          try {
+            db.exec('ROLLBACK');
+          } catch {
+            // The original error is the one worth reporting.
+          }
+        }
+        throw toStoreError(error);
+      }
+    });
+  }
+
+  #appendAuditIn(db: DatabaseSync, event: AuditEvent): AuditRecord {
+    toMs(event.at, 'audit.at');
+    if (typeof event.kind !== 'string' || event.kind.length === 0) throw new ProtocolError('INTERNAL', 'Audit event without kind');
+    const index = this.#auditSizeIn(db);
+    const fieldsJson = canonicalJson(event.fields);
+    const fields = JSON.parse(fieldsJson) as AuditEvent['fields'];
+    const leafHash = auditLeafHash({ kind: event.kind, fields, at: event.at, index });
+    this.#stmt(db, 'INSERT INTO audit_log (idx, kind, fields, at, leaf_hash) VALUES (?, ?, ?, ?, ?)').run(
+      index,
+      event.kind,
+      fieldsJson,
+      event.at,
+      leafHash,
+    );
+    return { kind: event.kind, fields, at: event.at, index, leafHash };
+  }
+
+  #auditSizeIn(db: DatabaseSync): number {
+    const row = this.#stmt(db, 'SELECT COALESCE(MAX(idx) + 1, 0) AS size FROM audit_log').get();
+    return row ? int(row, 'size') : 0;
+  }
+
+  #outboxRow(db: DatabaseSync, id: string): OutboxEntry {
+    const row = this.#stmt(db, 'SELECT * FROM outbox WHERE id = ?').get(id);
+    if (!row) throw new ProtocolError('INTERNAL', 'Outbox entry vanished after insert');
+    return outboxFromRow(row);
+  }
+
+  #insertTermination(db: DatabaseSync, agreementId: string, termination: string): void {
+    this.#stmt(db, 'INSERT INTO agreement_terminations (agreement_id, jws) VALUES (?, ?) ON CONFLICT DO NOTHING').run(agreementId, termination);
+  }
+
+  /**
+   * After an erasure, moves the log into the database file and truncates it, so the pre-erasure
+   * page images do not survive in the -wal file. Best effort: with a reader mid-snapshot the
+   * checkpoint is partial, and the frames are overwritten when the log next restarts.
+   */
+  async #purgeWal(): Promise<void> {
+    if (this.path === ':memory:' || this.#closed) return;
+    await this.#mutex.run(() => {
+      // A TRUNCATE checkpoint waits for other processes' readers; never stall the event loop for it.
+      try {
+        this.#writer.exec('PRAGMA busy_timeout = 0');
+        this.#writer.prepare('PRAGMA wal_checkpoint(TRUNCATE)').get();
+      } catch {
+        // The erasure itself is committed; SQLite's automatic checkpoints overwrite the frames later.
+      } finally {
+        if (this.#writer.isOpen) this.#writer.exec(`PRAGMA busy_timeout = ${this.#busyTimeoutMs}`);
+      }
+    });
+  }
+}
+
+/** Opens (creating if needed) the node's database file and applies pending migrations. */
+export async function openSqliteStore(path: string, options: SqliteStoreOptions = {}): Promise<SqliteStore> {
+  const store = new SqliteStore(path, options);
+  try {
+    await store.migrate();
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  return store;
+}

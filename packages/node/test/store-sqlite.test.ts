@@ -1,0 +1,286 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ProtocolError, isProtocolError, sha256b64u } from '@passerelle/protocol';
+import { auditLeafData, auditLeafHash, canonicalJson } from '../src/store/audit-leaf.js';
+import { SQLITE_MIGRATIONS, SQLITE_SCHEMA_VERSION, applySqliteMigrations, currentSchemaVersion } from '../src/store/sqlite-migrations.js';
+import type { SqliteMigration } from '../src/store/sqlite-migrations.js';
+import { SqliteStore, openSqliteStore } from '../src/store/sqlite.js';
+import { describeStoreConformance } from './store-conformance.js';
+
+async function tempDir(): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'passerelle-store-'));
+}
+
+describeStoreConformance('SQLite', async () => {
+  const dir = await tempDir();
+  const path = join(dir, 'node.db');
+  const opened: SqliteStore[] = [await openSqliteStore(path)];
+  return {
+    store: opened[0]!,
+    reopen: async () => {
+      const store = await openSqliteStore(path);
+      opened.push(store);
+      return store;
+    },
+    cleanup: async () => {
+      for (const store of opened) await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (error: unknown) => error,
+  );
+}
+
+const AT = '2026-05-01T10:00:00Z';
+const event = (kind: string) => ({ kind, fields: {}, at: AT });
+
+describe('SqliteStore on disk', () => {
+  let dir: string;
+  let path: string;
+  const open: (SqliteStore | DatabaseSync)[] = [];
+
+  beforeEach(async () => {
+    dir = await tempDir();
+    path = join(dir, 'node.db');
+  });
+
+  afterEach(async () => {
+    for (const handle of open.splice(0)) {
+      if (handle instanceof SqliteStore) await handle.close();
+      else if (handle.isOpen) handle.close();
+    }
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function openStore(options?: Parameters<typeof openSqliteStore>[1]): Promise<SqliteStore> {
+    const store = await openSqliteStore(path, options);
+    open.push(store);
+    return store;
+  }
+
+  function raw(readOnly = false): DatabaseSync {
+    const db = new DatabaseSync(path, { readOnly });
+    open.push(db);
+    return db;
+  }
+
+  it('runs in WAL mode with the schema of the latest migration', async () => {
+    const store = await openStore();
+    expect(store.kind).toBe('sqlite');
+    const db = raw(true);
+    expect(db.prepare('PRAGMA journal_mode').get()?.['journal_mode']).toBe('wal');
+    const tables = db
+      .prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
+      .all()
+      .map((r) => r['name']);
+    expect(tables).toEqual(
+      expect.arrayContaining(['peers', 'agreements', 'agreement_terminations', 'consents', 'outbox', 'inbox', 'audit_log', 'tokens', 'remembered_keys']),
+    );
+    const indexes = db
+      .prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('outbox', 'inbox')`)
+      .all()
+      .map((r) => r['name']);
+    expect(indexes).toEqual(expect.arrayContaining(['outbox_claim', 'inbox_thread', 'inbox_consent', 'inbox_sender']));
+  });
+
+  it('records migrations once and reopens without reapplying them', async () => {
+    const first = await openStore();
+    await first.close();
+    const rows = () => raw(true).prepare('SELECT version, name, applied_at FROM schema_migrations ORDER BY version').all();
+    const recorded = rows();
+    expect(recorded.map((r) => r['version'])).toEqual(SQLITE_MIGRATIONS.map((m) => m.version));
+    expect(recorded.map((r) => r['name'])).toEqual(SQLITE_MIGRATIONS.map((m) => m.name));
+
+    const second = await openStore();
+    await second.migrate();
+    expect(rows()).toEqual(recorded);
+    expect(currentSchemaVersion(raw(true))).toBe(SQLITE_SCHEMA_VERSION);
+  });
+
+  it('applies pending migrations together and rolls all of them back on failure', async () => {
+    const db = raw();
+    const v1: SqliteMigration = { version: 1, name: 'one', sql: 'CREATE TABLE one (a TEXT) STRICT;' };
+    const v2: SqliteMigration = { version: 2, name: 'two', sql: 'CREATE TABLE two (a TEXT) STRICT;' };
+    const broken: SqliteMigration = { version: 3, name: 'broken', sql: 'CREATE TABLE three (a TEXT) STRICT; INSERT INTO missing VALUES (1);' };
+    expect(applySqliteMigrations(db, [v1])).toEqual([1]);
+    expect(applySqliteMigrations(db, [v1])).toEqual([]);
+
+    expect(() => applySqliteMigrations(db, [broken, v1, v2])).toThrow(/missing/);
+    expect(currentSchemaVersion(db)).toBe(1);
+    expect(db.prepare(`SELECT name FROM sqlite_master WHERE name IN ('two', 'three')`).all()).toEqual([]);
+    expect(db.isTransaction).toBe(false);
+
+    expect(applySqliteMigrations(db, [v2, v1])).toEqual([2]);
+    expect(currentSchemaVersion(db)).toBe(2);
+  });
+
+  it('refuses a database written by a newer schema version', async () => {
+    await (await openStore()).close();
+    const db = raw();
+    db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(SQLITE_SCHEMA_VERSION + 1, 'from-the-future', AT);
+    db.close();
+
+    const error = await rejection(openSqliteStore(path));
+    expect(isProtocolError(error, 'STORE_UNAVAILABLE')).toBe(true);
+    expect((error as ProtocolError).message).toMatch(/newer than this node supports/);
+    expect((error as ProtocolError).details).toEqual({ schemaVersion: SQLITE_SCHEMA_VERSION + 1, supportedVersion: SQLITE_SCHEMA_VERSION });
+    // Refused before touching anything.
+    expect(currentSchemaVersion(raw(true))).toBe(SQLITE_SCHEMA_VERSION + 1);
+  });
+
+  it('enforces the append-only audit log in the database itself', async () => {
+    const store = await openStore();
+    const record = await store.appendAudit({ kind: 'node.started', fields: { n: 1 }, at: AT });
+    await store.appendAudit(event('second'));
+    const db = raw();
+    expect(() => db.prepare(`UPDATE audit_log SET kind = 'forged' WHERE idx = 0`).run()).toThrow(/append-only/);
+    expect(() => db.prepare('DELETE FROM audit_log WHERE idx = 1').run()).toThrow(/append-only/);
+    expect(() => db.prepare('DELETE FROM audit_log').run()).toThrow(/append-only/);
+    expect(await store.readAudit(0, 1)).toEqual([record]);
+    expect(await store.auditSize()).toBe(2);
+  });
+
+  it('opened read-only, reads work and every write fails with STORE_UNAVAILABLE, changing nothing', async () => {
+    const writer = await openStore();
+    await writer.putPeer({ nodeId: 'https://b.example', fingerprints: ['fp'], addedAt: AT, updatedAt: AT });
+    await writer.appendAudit(event('node.started'));
+    await writer.close();
+
+    const store = await openStore({ readOnly: true });
+    expect(store.readOnly).toBe(true);
+    expect((await store.getPeer('https://b.example'))?.fingerprints).toEqual(['fp']);
+
+    const jwe = 'eyJlbmMiOiJBMjU2R0NNIn0.k.iv.ct.tag';
+    const digest = await sha256b64u(jwe);
+    let receiptCalls = 0;
+    const writes: Promise<unknown>[] = [
+      store.putPeer({ nodeId: 'https://c.example', fingerprints: [], addedAt: AT, updatedAt: AT }),
+      store.appendAudit(event('x')),
+      store.enqueue(
+        { id: 'm-1', peer: 'https://b.example', type: 'referral', threadId: 't', priority: 10, jwe, digest, jwt: 'j', expiresAt: AT },
+        event('outbox.enqueued'),
+      ),
+      store.acceptInbound(
+        { id: 'm-2', sender: 'https://b.example', type: 'referral', threadId: 't', digest, jwe, jwt: 'j', categories: [], receivedAt: AT },
+        event('inbox.accepted'),
+        async (index) => {
+          receiptCalls += 1;
+          return `receipt-${index}`;
+        },
+      ),
+      store.remember('nonce', new Date(Date.now() + 60_000).toISOString()),
+      store.putToken({ id: 't', hash: 'h', role: 'auditor', label: 'l', createdAt: AT }),
+    ];
+    for (const outcome of await Promise.allSettled(writes)) {
+      expect(outcome.status).toBe('rejected');
+      expect(isProtocolError((outcome as PromiseRejectedResult).reason, 'STORE_UNAVAILABLE')).toBe(true);
+    }
+    expect(receiptCalls).toBe(0);
+    expect(await store.listPeers()).toHaveLength(1);
+    expect(await store.auditSize()).toBe(1);
+    expect(await store.getInbox('m-2')).toBeUndefined();
+  });
+
+  it('cannot open read-only a database that still needs migrating, nor a file in a missing directory', async () => {
+    new DatabaseSync(path).close();
+    expect(isProtocolError(await rejection(openSqliteStore(path, { readOnly: true })), 'STORE_UNAVAILABLE')).toBe(true);
+    expect(isProtocolError(await rejection(openSqliteStore(join(dir, 'missing', 'node.db'))), 'STORE_UNAVAILABLE')).toBe(true);
+    await writeFile(join(dir, 'garbage.db'), 'this is not a database file, just text that is long enough to have a header');
+    expect(isProtocolError(await rejection(openSqliteStore(join(dir, 'garbage.db'))), 'STORE_UNAVAILABLE')).toBe(true);
+  });
+
+  it('leaves no trace of erased personal data in the database files', async () => {
+    const marker = 'AMINA-PERSONAL-MARKER';
+    const jwe = `eyJlbmMiOiJBMjU2R0NNIn0.${'k'.repeat(50)}.iv.${marker}-${'x'.repeat(6000)}.tag`;
+    const onDisk = () =>
+      [path, `${path}-wal`].some((file) => existsSync(file) && readFileSync(file).includes(marker));
+
+    let store = await openStore();
+    await store.acceptInbound(
+      {
+        id: 'm-erase',
+        sender: 'https://a.example',
+        type: 'referral',
+        threadId: 't',
+        consentId: 'c-1',
+        digest: await sha256b64u(jwe),
+        jwe,
+        sdJwt: `jwt~${Buffer.from(`["salt","given_name","${marker}"]`).toString('base64url')}~${marker}~`,
+        jwt: 'issuer.signed.jwt',
+        categories: ['identification'],
+        receivedAt: AT,
+      },
+      event('inbox.accepted'),
+      async (index) => `receipt-${index}`,
+    );
+    await store.close();
+    expect(onDisk()).toBe(true);
+
+    store = await openStore();
+    expect(await store.eraseInboundByConsent('c-1', AT, event('inbox.erased'))).toEqual(['m-erase']);
+    expect(onDisk()).toBe(false);
+    await store.close();
+    expect(onDisk()).toBe(false);
+    store = await openStore();
+    expect((await store.getInbox('m-erase'))?.receipt).toBe('receipt-0');
+  });
+
+  it('shares leases between store instances on one file', async () => {
+    const one = await openStore();
+    const two = await openStore();
+    const jwe = 'eyJlbmMiOiJBMjU2R0NNIn0.k.iv.ct.tag';
+    for (const id of ['m-1', 'm-2', 'm-3']) {
+      await one.enqueue(
+        { id, peer: 'https://b.example', type: 'referral', threadId: 't', priority: 10, jwe, digest: await sha256b64u(jwe), jwt: 'j', expiresAt: AT },
+        event('outbox.enqueued'),
+      );
+    }
+    const [a, b] = await Promise.all([
+      one.claimDue({ now: AT, limit: 2, owner: 'instance-1', leaseMs: 60_000 }),
+      two.claimDue({ now: AT, limit: 2, owner: 'instance-2', leaseMs: 60_000 }),
+    ]);
+    const ids = [...a, ...b].map((e) => e.id);
+    expect(ids.sort()).toEqual(['m-1', 'm-2', 'm-3']);
+    expect((await two.appendAudit(event('from-two'))).index).toBe(3);
+    expect((await one.appendAudit(event('from-one'))).index).toBe(4);
+  });
+
+  it('works in memory for tests of other components', async () => {
+    const store = await openSqliteStore(':memory:');
+    open.push(store);
+    await store.appendAudit(event('a'));
+    expect(await store.auditSize()).toBe(1);
+  });
+});
+
+describe('auditLeafHash', () => {
+  it('hashes 0x00 || RFC 8785 canonical JSON of {kind, fields, at, index} (RFC 9162 §2.1.1)', () => {
+    const record = { kind: 'inbox.accepted', fields: { id: 'm-1', categories: ['needs', 'identification'], n: 2, ok: true, none: null }, at: AT, index: 7 };
+    const expected =
+      '{"at":"2026-05-01T10:00:00Z","fields":{"categories":["needs","identification"],"id":"m-1","n":2,"none":null,"ok":true},"index":7,"kind":"inbox.accepted"}';
+    expect(auditLeafData(record)).toBe(expected);
+    const digest = createHash('sha256').update(Buffer.concat([Buffer.from([0]), Buffer.from(expected, 'utf8')])).digest('base64url');
+    expect(auditLeafHash(record)).toBe(digest);
+    expect(auditLeafHash({ ...record, index: 8 })).not.toBe(digest);
+  });
+
+  it('serialises like RFC 8785: sorted members, shortest numbers, minimal escapes', () => {
+    expect(canonicalJson({ b: [1e21, 0.1, -0, 5e-7], a: 'é\u2028"\n', '\u00e9': 1, A: undefined })).toBe(
+      '{"a":"é\u2028\\"\\n","b":[1e+21,0.1,0,5e-7],"é":1}',
+    );
+    expect(() => canonicalJson({ n: Number.NaN })).toThrow(ProtocolError);
+    expect(() => canonicalJson({ d: new Date(0) })).toThrow(ProtocolError);
+  });
+});
