@@ -52,6 +52,10 @@ export const ERROR_CODES = {
   AGREEMENT_NOT_IN_FORCE: 'The agreement is not signed by every party, not yet valid, expired or terminated.',
   AGREEMENT_FLOW_NOT_ALLOWED: 'The agreement has no flow from sender to recipient allowing this message type, purpose and categories.',
   ONWARD_NOT_ALLOWED: 'Onward referral to this organisation is not allowed by the consent or the agreement.',
+  // Audit log
+  AUDIT_PROOF_INVALID: 'A Merkle inclusion or consistency proof does not verify.',
+  AUDIT_CHECKPOINT_INVALID: 'An audit-log checkpoint is malformed, not signed by its origin, or not from the expected log.',
+  AUDIT_LOG_INCONSISTENT: 'Two signed checkpoints of one log contradict each other (a fork or a shrunk log): evidence of rewritten history.',
   // Node edge (HTTP, storage)
   REQUEST_UNAUTHENTICATED: 'The request has no valid HTTP message signature from a pinned peer.',
   CONTENT_DIGEST_MISMATCH: 'The Content-Digest does not match the body.',

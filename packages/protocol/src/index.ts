@@ -13,3 +13,5 @@ export * from './node-document.js';
 export * from './consent.js';
 export * from './agreement.js';
 export * from './enforcement.js';
+export * from './audit/index.js';
+export * from './error-status.js';

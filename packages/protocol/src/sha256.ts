@@ -79,13 +79,16 @@ interface NativeHash {
   createHash(alg: 'sha256'): { update(data: Uint8Array): { digest(): Uint8Array } };
 }
 // Feature detection rather than an import keeps the package isomorphic: on Node the native hash is
-// several times faster than the portable one for the large inputs (whole envelopes) hashed per message.
+// several times faster than the portable one for large inputs (whole envelopes), while for short
+// inputs (disclosures, Merkle nodes) the call overhead makes the portable one faster.
+const NATIVE_THRESHOLD = 512;
 const native = (
   globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }
 ).process?.getBuiltinModule?.('node:crypto') as NativeHash | undefined;
 
 export const sha256Sync: (data: Uint8Array) => Uint8Array = native
   ? (data) => {
+      if (data.length < NATIVE_THRESHOLD) return sha256Js(data);
       const d = native.createHash('sha256').update(data).digest();
       return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
     }
