@@ -204,8 +204,12 @@ export async function verifySdJwtMessage(sdJwt: string, options: VerifyOptions):
   return verifyMessageJwt(jwt, disclosures, options, 0);
 }
 
+/** ECMAScript's largest time value (ECMA-262 §21.4.1.1), in seconds. */
+const MAX_DATE_SECONDS = 8_640_000_000_000;
+
 function claimsToHeader(p: Record<string, unknown>): Record<string, unknown> {
-  const num = (v: unknown) => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? toTimestamp(v * 1000) : v);
+  // Beyond the largest representable date a number stays a number, so the schema refuses it (SCHEMA_INVALID).
+  const num = (v: unknown) => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= MAX_DATE_SECONDS ? toTimestamp(v * 1000) : v);
   return {
     id: p.jti,
     type: p.type,

@@ -56,6 +56,7 @@ export const ERROR_CODES = {
   AUDIT_PROOF_INVALID: 'A Merkle inclusion or consistency proof does not verify.',
   AUDIT_CHECKPOINT_INVALID: 'An audit-log checkpoint is malformed, not signed by its origin, or not from the expected log.',
   AUDIT_LOG_INCONSISTENT: 'Two signed checkpoints of one log contradict each other (a fork or a shrunk log): evidence of rewritten history.',
+  AUDIT_BUNDLE_INCONSISTENT: 'A record of an audit bundle disagrees with the log record, receipt, attestation or scope that should attest it (altered, missing or unattested).',
   // Node edge (HTTP, storage)
   REQUEST_UNAUTHENTICATED: 'The request has no valid HTTP message signature from a pinned peer.',
   CONTENT_DIGEST_MISMATCH: 'The Content-Digest does not match the body.',

@@ -33,6 +33,17 @@ export interface JweHeader {
   cty?: string;
 }
 
+// jose decodes base64url leniently (stray trailing bits, padding, whitespace), so the segments it
+// decodes are checked for canonical form here: one object has one serialisation and one digest.
+function isCanonicalB64u(segment: string): boolean {
+  try {
+    fromB64u(segment);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function decodeHeader(segment: string): Record<string, unknown> {
   if (segment.length > MAX_HEADER_LENGTH) throw new ProtocolError('TOO_LARGE', 'Protected header too large');
   return parseJsonObject(fromUtf8(fromB64u(segment)));
@@ -76,7 +87,7 @@ export function parseCompactJws(token: string, expectedTyp?: string | readonly s
     const ok = typeof expectedTyp === 'string' ? header.typ === expectedTyp : expectedTyp.includes(header.typ);
     if (!ok) throw new ProtocolError('WRONG_TYPE', `Unexpected typ ${header.typ.slice(0, 64)}`);
   }
-  if (signatureB64.length !== 86) throw new ProtocolError('SIGNATURE_INVALID');
+  if (signatureB64.length !== 86 || !isCanonicalB64u(signatureB64)) throw new ProtocolError('SIGNATURE_INVALID');
   return { header: header as unknown as JwsHeader, protectedB64, payloadB64, signatureB64 };
 }
 
@@ -109,5 +120,6 @@ export function parseCompactJwe(token: string): CompactJwe {
   if (parts[1]!.length !== 54 || parts[2]!.length !== 16 || parts[4]!.length !== 22) {
     throw new ProtocolError('DECRYPTION_FAILED');
   }
+  if (!parts.every((part, i) => i === 0 || isCanonicalB64u(part))) throw new ProtocolError('DECRYPTION_FAILED');
   return { header: header as unknown as JweHeader, parts: parts as CompactJwe['parts'] };
 }

@@ -44,7 +44,8 @@ export function parseDisclosure(encoded: string): Disclosure {
     throw new ProtocolError('DISCLOSURE_INVALID', 'Malformed disclosure');
   }
   const [salt, name, value] = array as [string, string, unknown];
-  if (name === '_sd' || name === '...' || name === '_sd_alg' || salt.length < 16) {
+  // `__proto__` would set the revealed object's prototype instead of adding a claim (one disclosure, one claim).
+  if (name === '_sd' || name === '...' || name === '_sd_alg' || name === '__proto__' || salt.length < 16) {
     throw new ProtocolError('DISCLOSURE_INVALID', 'Disclosure name or salt not allowed');
   }
   return { encoded, digest: disclosureDigest(encoded), salt, name, value };
