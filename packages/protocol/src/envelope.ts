@@ -292,6 +292,13 @@ async function verifyMessageJwt(jwt: string, disclosures: string[], options: Ver
       throw new ProtocolError('PROVENANCE_INVALID', 'The original message does not verify', undefined, { cause: e });
     }
     const originalPayload = parseJsonObject(fromUtf8(fromB64u(parseCompactJws(prov.jwt).payloadB64)));
+    // The forwarder signs the list of digests it passes on; each must name a field of the original.
+    const originalDigests = new Set(
+      Object.values((originalPayload.data ?? {}) as Record<string, { _sd?: unknown }>).flatMap((s) => (Array.isArray(s?._sd) ? (s._sd as string[]) : [])),
+    );
+    if (disclosed.size !== prov.disclosed.length || [...disclosed].some((d) => typeof d !== 'string' || !originalDigests.has(d))) {
+      throw new ProtocolError('PROVENANCE_INVALID', 'Provenance lists a digest the original does not hold');
+    }
     for (const c of categoriesOfDigests(originalPayload, new Map([...disclosed].map((d) => [d, true])))) {
       if (!structural.includes(c)) structural.push(c);
     }

@@ -156,3 +156,26 @@ describe('seal and open', () => {
     ).toThrow(ProtocolError);
   });
 });
+
+describe('onward provenance', () => {
+  it('refuses a provenance listing a digest the original does not hold', async () => {
+    const { sdJwt } = await signMessage(sampleReferral(be, fr), be.sig);
+    const received = await verifySdJwtMessage(sdJwt, { resolveSenderKey: resolverFor(be) });
+    const subset = present(received, { identity: ['givenName'] });
+    const onward = buildReferral({
+      from: fr.id,
+      to: sn.id,
+      agreementId: AGREEMENT_ID,
+      consentId: CONSENT_ID,
+      body: received.body as never,
+      onward: subset,
+      onwardCategories: ['identity'],
+    });
+    const { jwt } = await signMessage(onward, fr.sig);
+    const payload = JSON.parse(fromUtf8(fromB64u(jwt.split('.')[1]!)));
+    payload.provenance.disclosed.push('A'.repeat(43));
+    const forged = await signCompact(payload, fr.sig, 'passerelle-referral+sd-jwt');
+    const err = await verifySdJwtMessage(joinSdJwt(forged, subset.disclosures), { resolveSenderKey: resolverFor(be, fr) }).catch((e: ProtocolError) => e);
+    expect(err).toMatchObject({ code: 'PROVENANCE_INVALID' });
+  });
+});
