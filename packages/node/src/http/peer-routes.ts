@@ -1,0 +1,119 @@
+/**
+ * The peer API (spec/node.md §2). POST /inbox checks, cheapest first: content type, signature
+ * headers present, keyid of a pinned peer (an unknown sender costs no outbound request), the
+ * peer's rate limit, body size — all before the body is read — then Content-Digest and the HTTP
+ * message signature, and only then decryption and the acceptance path.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ProtocolError, sha256b64u } from '@passerelle/protocol';
+import type { ResolvedConfig } from '../config.js';
+import type { NodeIdentity } from '../identity/node-identity.js';
+import { acceptInbound, MessageRejected, type AcceptDeps } from '../inbox/accept-inbound.js';
+import { JOSE_CONTENT_TYPE, SENDER_HEADER } from '../net/peer-client.js';
+import { NODE_DOCUMENT_PATH } from '../trust/document-fetcher.js';
+import type { TrustStore } from '../trust/trust-store.js';
+import { verifyRequest } from './message-signatures.js';
+import { sendProblem } from './server.js';
+import { claimedKeyid } from './signature-keyid.js';
+import type { TokenBuckets } from './token-bucket.js';
+
+export const INBOX_PATH = '/inbox';
+
+export interface PeerRouteDeps {
+  config: ResolvedConfig;
+  identity: NodeIdentity;
+  trust: TrustStore;
+  buckets: TokenBuckets;
+  accept: AcceptDeps;
+  now: () => Date;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    peerId?: string;
+  }
+}
+
+function mediaType(value: string | undefined): string {
+  return (value ?? '').split(';')[0]!.trim().toLowerCase();
+}
+
+const ASCII = /^[\x21-\x7e]*$/;
+
+export function registerPeerRoutes(app: FastifyInstance, deps: PeerRouteDeps): void {
+  app.get(NODE_DOCUMENT_PATH, async (_request, reply) => {
+    return reply.header('content-type', 'application/json').header('cache-control', 'max-age=300').send(JSON.stringify(deps.identity.documentJws));
+  });
+
+  app.addContentTypeParser(JOSE_CONTENT_TYPE, { parseAs: 'buffer', bodyLimit: deps.config.limits.inboxBodyLimit }, (_req, body, done) => {
+    done(null, body);
+  });
+
+  app.post(
+    INBOX_PATH,
+    {
+      bodyLimit: deps.config.limits.inboxBodyLimit,
+      onRequest: async (request, reply) => {
+        const refuse = (error: ProtocolError, status?: number) => sendProblem(reply, error, status !== undefined ? { status } : {});
+        if (mediaType(request.headers['content-type']) !== JOSE_CONTENT_TYPE) {
+          return refuse(new ProtocolError('WRONG_TYPE', `POST ${INBOX_PATH} takes ${JOSE_CONTENT_TYPE}`), 415);
+        }
+        const length = Number(request.headers['content-length'] ?? '0');
+        if (Number.isFinite(length) && length > deps.config.limits.inboxBodyLimit) return refuse(new ProtocolError('TOO_LARGE'));
+        if (request.headers['signature'] === undefined || request.headers['content-digest'] === undefined) {
+          return refuse(new ProtocolError('REQUEST_UNAUTHENTICATED', 'Signature, Signature-Input and Content-Digest are required'));
+        }
+        const keyid = claimedKeyid(request.headers['signature-input']);
+        if (keyid === undefined) return refuse(new ProtocolError('REQUEST_UNAUTHENTICATED'));
+        let peer = deps.trust.peerForKeyid(keyid);
+        if (peer === undefined) {
+          const hint = request.headers[SENDER_HEADER];
+          const claimed = typeof hint === 'string' ? hint : undefined;
+          if (claimed === undefined || !deps.trust.isPinned(claimed)) {
+            return refuse(new ProtocolError(claimed === undefined ? 'REQUEST_UNAUTHENTICATED' : 'PEER_UNKNOWN'));
+          }
+          // A pinned peer signing with a key we do not know yet has probably rotated: refresh its
+          // document (at most once per interval per peer) and look again.
+          await deps.trust.refresh(claimed, { rateLimited: true }).catch(() => undefined);
+          peer = deps.trust.peerForKeyid(keyid);
+          if (peer !== claimed) return refuse(new ProtocolError('REQUEST_UNAUTHENTICATED'));
+        }
+        const taken = deps.buckets.take(peer);
+        if (!taken.allowed) {
+          return refuse(new ProtocolError('RATE_LIMITED', undefined, { retryAfterSeconds: taken.retryAfterSeconds }));
+        }
+        request.peerId = peer;
+      },
+    },
+    async (request: FastifyRequest, reply) => {
+      const peer = request.peerId!;
+      const body = request.body;
+      if (!(body instanceof Buffer) || body.length === 0) return sendProblem(reply, new ProtocolError('MALFORMED', 'Empty body'));
+      const now = deps.now();
+      try {
+        await verifyRequest({
+          method: request.method,
+          url: `${deps.config.id}${request.url}`,
+          headers: request.headers,
+          resolveKey: (kid) => (deps.trust.peerForKeyid(kid) === peer ? deps.trust.signingKeyWithRefresh(peer, kid, now) : undefined),
+          body,
+          now: Math.floor(now.getTime() / 1000),
+          maxSkewSeconds: deps.config.limits.maxClockSkewSeconds,
+        });
+      } catch (e) {
+        const error = e instanceof ProtocolError ? e : new ProtocolError('REQUEST_UNAUTHENTICATED');
+        request.log.warn({ peer, code: error.code }, 'request authentication failed');
+        return sendProblem(reply, error);
+      }
+      const jwe = body.toString('latin1');
+      if (!ASCII.test(jwe)) return sendProblem(reply, new ProtocolError('MALFORMED', 'A compact JWE is ASCII'));
+      try {
+        const accepted = await acceptInbound(deps.accept, jwe, peer, await sha256b64u(body));
+        return reply.code(202).header('content-type', 'application/json').send(JSON.stringify({ receipt: accepted.receipt }));
+      } catch (e) {
+        if (e instanceof MessageRejected) return sendProblem(reply, e, e.receipt ? { receipt: e.receipt } : {});
+        throw e;
+      }
+    },
+  );
+}
