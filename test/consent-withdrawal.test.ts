@@ -51,7 +51,7 @@ describe('consent withdrawal', () => {
 
     // The withdrawal was accepted before the unrelated referral (audit order on the partner).
     const audit = await partner.readAudit(0, await partner.store.auditSize());
-    const accepted = audit.filter((e) => e.kind === 'inbox.accepted').map((e) => e.fields.messageId);
+    const accepted = audit.filter((e) => e.kind === 'message.received').map((e) => e.fields.messageId);
     expect(accepted.indexOf(withdrawalId)).toBeGreaterThan(-1);
     expect(accepted.indexOf(withdrawalId)).toBeLessThan(accepted.indexOf(unrelated.id));
     expect(accepted).not.toContain(waiting.id);

@@ -122,7 +122,7 @@ describe('crash recovery across processes', () => {
     const inbox = await count(receiverDb, (s) => s.listInbox());
     expect(outbox.map((e) => e.state)).toEqual(ids.map(() => 'delivered'));
     expect(inbox.map((e) => e.id).sort()).toEqual([...ids].sort());
-    const acceptances = await count(receiverDb, async (s) => (await s.readAudit(0, await s.auditSize())).filter((e) => e.kind === 'inbox.accepted'));
+    const acceptances = await count(receiverDb, async (s) => (await s.readAudit(0, await s.auditSize())).filter((e) => e.kind === 'message.received'));
     expect(acceptances).toHaveLength(MESSAGES);
     // The crashes did interrupt deliveries: some messages needed more than one attempt.
     expect(outbox.reduce((n, e) => n + e.attempts, 0)).toBeGreaterThan(MESSAGES);

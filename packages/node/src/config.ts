@@ -52,6 +52,14 @@ export const OutboxConfig = z
   })
   .prefault({});
 
+/** The audit log's signed checkpoints (spec/node.md §9). */
+export const AuditConfig = z
+  .strictObject({
+    /** A checkpoint is signed this often while the log grows, and also on demand and at shutdown. */
+    checkpointIntervalMs: z.number().int().min(100).max(86_400_000).default(60_000),
+  })
+  .prefault({});
+
 export const WebhookConfig = z.strictObject({
   url: z.url({ protocol: /^https?$/ }),
   /** HMAC-SHA256 key shared with the receiving software; at least 16 characters. */
@@ -88,12 +96,18 @@ export const NodeConfig = z
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     limits: LimitsConfig,
     outbox: OutboxConfig,
+    audit: AuditConfig,
     webhooks: z.array(WebhookConfig).max(16).default([]),
     faults: FaultsConfig,
   })
   .superRefine((c, ctx) => {
     if (c.faults && !c.devMode) ctx.addIssue({ code: 'custom', path: ['faults'], message: 'faults are allowed only in devMode' });
     if (c.outbox.backoffCapMs < c.outbox.backoffBaseMs) ctx.addIssue({ code: 'custom', path: ['outbox', 'backoffCapMs'], message: 'must be at least backoffBaseMs' });
+    // The worker uses a lease only while one more attempt fits in it with a second to spare
+    // (outbox/worker.ts); a shorter lease would leave every message queued for ever.
+    if (c.outbox.leaseMs <= c.limits.outboundTimeoutMs + 1000) {
+      ctx.addIssue({ code: 'custom', path: ['outbox', 'leaseMs'], message: 'must exceed limits.outboundTimeoutMs by more than one second' });
+    }
   });
 export type NodeConfig = z.infer<typeof NodeConfig>;
 export type NodeConfigInput = z.input<typeof NodeConfig>;

@@ -27,3 +27,6 @@ export { webhookSignature, WEBHOOK_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, WEBHOOK_
 export { TRANSFER_FORMAT, TRANSFER_ANSWER_FORMAT, type ExportResult, type ImportResult, type AnswerImportResult } from './transfer/offline-transfer.js';
 export { createLogger, REDACTED_PATHS } from './observability/logger.js';
 export type * from './store/types.js';
+export { exportAuditBundle, exportScope, MAX_EXPORTED_CHECKPOINTS, type AuditExportOptions, type BundleScopeKind } from './audit/bundle-export.js';
+export type { NodeAudit, InclusionProofView, ConsistencyProofView } from './audit/audit-log.js';
+export { NodeAuditEvents, type NodeAuditEventKind } from './audit/audit-events.js';

@@ -5,7 +5,7 @@
 import type { DestinationStream, Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { ProtocolError, type Agreement, type GeneralJws } from '@passerelle/protocol';
-import { createGuardedDispatcher } from './net/address-guard.js';
+import { createGuardedDispatcher, type HostLookup } from './net/address-guard.js';
 import type { ResolvedConfig } from './config.js';
 import { NodeEvents } from './events.js';
 import { loadIdentity, type NodeIdentity } from './identity/node-identity.js';
@@ -36,6 +36,10 @@ import { inboxSummary, listThreads, outboxSummary, readInboxMessage, readThread 
 import { PeerDirectory } from './services/peers.js';
 import { WebhookNotifier } from './webhooks/webhook-notifier.js';
 import { exportForPeer, importTransfer, importTransferAnswer } from './transfer/offline-transfer.js';
+import { AuditLog } from './audit/audit-log.js';
+import { NodeAuditEvents } from './audit/audit-events.js';
+import { buildAuditBundle, type AuditExportOptions } from './audit/bundle-export.js';
+import { AuditGate, failClosedStore } from './audit/fail-closed-store.js';
 
 export type { RunningNode } from './running-node.js';
 
@@ -55,11 +59,14 @@ export interface StartNodeOptions {
   now?: () => Date;
   /** Environment to honour PASSERELLE_STORE from (pass process.env); nothing is read otherwise. */
   env?: Readonly<Record<string, string | undefined>>;
+  /** Resolver for outbound connections (tests inject one); the system resolver otherwise. */
+  lookup?: HostLookup;
 }
 
-function guardedDispatcher(config: ResolvedConfig): Dispatcher {
+function guardedDispatcher(config: ResolvedConfig, lookup: HostLookup | undefined): Dispatcher {
   return createGuardedDispatcher({
     allowPrivate: config.devMode,
+    lookup,
     connectTimeoutMs: config.limits.outboundConnectTimeoutMs,
     headersTimeoutMs: config.limits.outboundTimeoutMs,
     bodyTimeoutMs: config.limits.outboundTimeoutMs,
@@ -79,11 +86,19 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
   }
   const now = options.now ?? (() => new Date());
   const logger = options.logger ?? createLogger({ level: config.logLevel, ...(options.logDestination ? { destination: options.logDestination } : {}) });
-  const store = await openStore(config.store, config.dataDir, options.env);
+  const rawStore = await openStore(config.store, config.dataDir, options.env);
+  // Every component writes through the fail-closed view: an audit append that fails stops the node (spec/node.md §9.3).
+  const gate = new AuditGate(logger, now);
+  const store = failClosedStore(rawStore, gate);
   const events = new NodeEvents();
-  const dispatcher = guardedDispatcher(config);
+  const dispatcher = guardedDispatcher(config, options.lookup);
   const closers: (() => Promise<void>)[] = [];
   try {
+    // Refuses to start on a truncated or altered log (AUDIT_LOG_INCONSISTENT), before anything is accepted or sent.
+    const auditLog = await AuditLog.open({ store: rawStore, identity, gate, logger, now, checkpointIntervalMs: config.audit.checkpointIntervalMs });
+    await store.putNodeDocument({ nodeId: identity.id, version: identity.document.version, jws: JSON.stringify(identity.documentJws) });
+    // Signed before the first receipt goes out, so that every receipt carries a checkpoint.
+    await auditLog.checkpoint();
     const trust = new TrustStore({
       store,
       logger,
@@ -92,6 +107,7 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
       fetchDocument: createDocumentFetcher({
         dispatcher,
         allowPrivate: config.devMode,
+        lookup: options.lookup,
         timeoutMs: config.limits.outboundTimeoutMs,
         maxBytes: config.limits.maxResponseBytes,
       }),
@@ -121,7 +137,7 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
           trust,
           backoffCapMs: config.outbox.backoffCapMs,
           now,
-          client: { dispatcher, allowPrivate: config.devMode, timeoutMs: config.limits.outboundTimeoutMs, maxResponseBytes: config.limits.maxResponseBytes },
+          client: { dispatcher, allowPrivate: config.devMode, lookup: options.lookup, timeoutMs: config.limits.outboundTimeoutMs, maxResponseBytes: config.limits.maxResponseBytes },
         },
       },
       {
@@ -163,10 +179,11 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
       now,
       withdrawals: { store, logger, now, send },
       onAccepted: (entry) => webhooks.notify(entry),
+      auditCheckpoint: () => auditLog.latestCheckpoint(),
       ...(config.faults?.delayAfterCommitMs ? { delayAfterCommitMs: config.faults.delayAfterCommitMs } : {}),
     };
     const peers = new PeerDirectory(trust, store, now);
-    const consentDeps = { identity, store, events, send, now };
+    const consentDeps = { identity, store, events, send, now, attempting: (id: string) => worker.attempting(id) };
     const agreementDeps = { identity, store, policy, resolve: resolveNode, now };
     const viewDeps = { identity, store, resolveSenderKey: resolveSender, now };
     const transferDeps = { identity, store, trust, accept: acceptDeps, logger, events, now };
@@ -201,6 +218,8 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
       createToken: (role: TokenRole, label: string) => createToken(store, role, label, now()),
       revokeToken: (id: string) => revokeToken(store, id, now()),
       readAudit: (from: number, to: number) => store.readAudit(from, to),
+      exportAuditBundle: (input: AuditExportOptions = {}) => buildAuditBundle({ store, identity, auditLog, now }, input),
+      audit: auditLog,
     };
 
     const app = createServer(config, logger);
@@ -241,6 +260,9 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
       await worker.stop();
       await webhooks.stop();
     });
+    auditLog.start();
+    // Last, once nothing else writes: the final checkpoint covers the log as the node leaves it.
+    closers.push(() => auditLog.stop());
 
     let closed = false;
     const node: RunningNode = {
@@ -258,7 +280,21 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
       exportForPeer: (peer, file) => exportForPeer(transferDeps, peer, file),
       importTransfer: (file, answerFile) => importTransfer(transferDeps, file, answerFile),
       importTransferAnswer: (file) => importTransferAnswer({ ...transferDeps, worker }, file),
-      rotateKeys: (opts?: RotateKeysOptions) => rotateKeys(identity, config, { ...opts, now: opts?.now ?? now() }),
+      rotateKeys: async (opts?: RotateKeysOptions) => {
+        const rotated = await rotateKeys(identity, config, { ...opts, now: opts?.now ?? now() });
+        await store.putNodeDocument({ nodeId: identity.id, version: identity.document.version, jws: JSON.stringify(identity.documentJws) });
+        await store.appendAudit({
+          kind: NodeAuditEvents.KEY_ROTATED,
+          fields: {
+            version: rotated.version,
+            ...(rotated.signingKid ? { signingKid: rotated.signingKid } : {}),
+            ...(rotated.encryptionKid ? { encryptionKid: rotated.encryptionKid } : {}),
+            fingerprints: rotated.fingerprints,
+          },
+          at: now().toISOString(),
+        });
+        return rotated;
+      },
       flush: () => worker.wake(),
       waitForOutbox: async (timeoutMs = 30_000) => {
         const deadline = Date.now() + timeoutMs;

@@ -1,6 +1,8 @@
 /** What a started node offers the program that embeds it (the CLI, the demo, agency software, tests). */
 import type { Logger } from 'pino';
-import type { Agreement, GeneralJws } from '@passerelle/protocol';
+import type { Agreement, AuditBundle, GeneralJws } from '@passerelle/protocol';
+import type { NodeAudit } from './audit/audit-log.js';
+import type { AuditExportOptions } from './audit/bundle-export.js';
 import type { CreatedToken, TokenRole } from './auth/tokens.js';
 import type { ResolvedConfig } from './config.js';
 import type { NodeEvents } from './events.js';
@@ -58,6 +60,13 @@ export interface RunningNode {
   createToken(role: TokenRole, label: string): Promise<CreatedToken>;
   revokeToken(id: string): Promise<void>;
   readAudit(from: number, to: number): Promise<AuditRecord[]>;
+  /** The verifiable log: checkpoints, inclusion and consistency proofs, fail-closed state (spec/node.md §9). */
+  readonly audit: NodeAudit;
+  /**
+   * A signed audit bundle of this node for offline verification (spec/audit.md §4): scope `all` by
+   * default; no personal data unless `withDisclosures` (a lawful full audit). Recorded in the log.
+   */
+  exportAuditBundle(options?: AuditExportOptions): Promise<AuditBundle>;
 
   exportForPeer(peer: string, file: string): Promise<ExportResult>;
   importTransfer(file: string, answerFile: string): Promise<ImportResult>;

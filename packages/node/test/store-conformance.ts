@@ -533,6 +533,23 @@ export function describeStoreConformance(name: string, factory: () => Promise<St
         expect(await store.countOutboxByState()).toEqual({ queued: 2, delivered: 1, rejected: 0, cancelled: 0, failed: 1 });
       });
 
+      it('finds the earliest-due queued entry to a peer below a priority, leased or not', async () => {
+        expect(await store.nextQueuedBelow(PEER_A, 10)).toBeUndefined();
+        const ordinary = await newOutbox({ peer: PEER_A, priority: 10, nextAttemptAt: ts(1) });
+        const later = await newOutbox({ peer: PEER_A, priority: 0, nextAttemptAt: ts(30) });
+        const sooner = await newOutbox({ peer: PEER_A, priority: 5, nextAttemptAt: ts(20) });
+        const elsewhere = await newOutbox({ peer: PEER_B, priority: 0, nextAttemptAt: ts(2) });
+        for (const e of [ordinary, later, sooner, elsewhere]) await store.enqueue(e, event('outbox.enqueued'));
+        expect(await store.nextQueuedBelow(PEER_A, 10)).toBe(ts(20));
+        expect(await store.nextQueuedBelow(PEER_A, 5)).toBe(ts(30));
+        expect(await store.nextQueuedBelow(PEER_A, 0)).toBeUndefined();
+        // A leased entry still counts; a delivered one no longer does.
+        expect((await store.claimDue({ now: ts(25), limit: 10, owner: 'A', leaseMs: 1_000 })).map((e) => e.id)).toContain(sooner.id);
+        expect(await store.nextQueuedBelow(PEER_A, 10)).toBe(ts(20));
+        await store.complete(sooner.id, 'A', { state: 'delivered', receipt: 'r', at: ts(26) });
+        expect(await store.nextQueuedBelow(PEER_A, 10)).toBe(ts(30));
+      });
+
       it('lists entries by creation time, filtered by state, peer, consent and thread', async () => {
         const one = await newOutbox({ peer: PEER_A, threadId: 't-1' });
         const two = await newOutbox({ peer: PEER_B, threadId: 't-1', consentId: CONSENT_2 });
@@ -727,6 +744,41 @@ export function describeStoreConformance(name: string, factory: () => Promise<St
         expect(records.map((r) => r.index).sort((x, y) => x - y)).toEqual(Array.from({ length: 12 }, (_, i) => i));
         for (const record of records) expect(record.fields['i']).toBeTypeOf('number');
         expect(await store.auditSize()).toBe(12);
+      });
+
+      it('keeps checkpoints that only extend the latest, in size order', async () => {
+        const cp = (size: number, at: string) => ({ size, root: `root-${size}`, at, jws: `cp.${size}.sig` });
+        expect(await store.latestCheckpoint()).toBeUndefined();
+        expect(await store.listCheckpoints()).toEqual([]);
+        expect(await store.putCheckpoint(cp(0, ts(0)))).toBe(true);
+        expect(await store.putCheckpoint(cp(3, ts(5)))).toBe(true);
+        // Neither the same size, nor a smaller one, nor an earlier time than the latest.
+        expect(await store.putCheckpoint(cp(3, ts(6)))).toBe(false);
+        expect(await store.putCheckpoint(cp(2, ts(7)))).toBe(false);
+        expect(await store.putCheckpoint(cp(9, ts(4)))).toBe(false);
+        expect(await store.putCheckpoint(cp(9, ts(5)))).toBe(true);
+        expect(await store.latestCheckpoint()).toEqual(cp(9, ts(5)));
+        expect(await store.listCheckpoints()).toEqual([cp(0, ts(0)), cp(3, ts(5)), cp(9, ts(5))]);
+        expect(await store.listCheckpoints(0, 1)).toEqual([cp(3, ts(5))]);
+        expect(await store.listCheckpoints(9)).toEqual([]);
+      });
+
+      it('stores one of several concurrent checkpoints of one size', async () => {
+        const results = await Promise.all([5, 5, 5, 5].map((size, i) => store.putCheckpoint({ size, root: `r${i}`, at: ts(i), jws: `cp.${i}.sig` })));
+        expect(results.filter(Boolean)).toHaveLength(1);
+        expect(await store.listCheckpoints()).toHaveLength(1);
+      });
+
+      it('keeps every version of node documents, idempotently', async () => {
+        await store.putNodeDocument({ nodeId: PEER_A, version: 2, jws: '{"v":2}' });
+        await store.putNodeDocument({ nodeId: PEER_A, version: 1, jws: '{"v":1}' });
+        await store.putNodeDocument({ nodeId: PEER_A, version: 2, jws: '{"v":2}' });
+        await store.putNodeDocument({ nodeId: PEER_B, version: 1, jws: '{"b":1}' });
+        expect(await store.listNodeDocuments(PEER_A)).toEqual([
+          { nodeId: PEER_A, version: 1, jws: '{"v":1}' },
+          { nodeId: PEER_A, version: 2, jws: '{"v":2}' },
+        ]);
+        expect(await store.listNodeDocuments('https://unknown.example')).toEqual([]);
       });
     });
 

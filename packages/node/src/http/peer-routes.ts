@@ -78,9 +78,12 @@ export function registerPeerRoutes(app: FastifyInstance, deps: PeerRouteDeps): v
           peer = deps.trust.peerForKeyid(keyid);
           if (peer !== claimed) return refuse(new ProtocolError('REQUEST_UNAUTHENTICATED'));
         }
-        const taken = deps.buckets.take(peer);
-        if (!taken.allowed) {
-          return refuse(new ProtocolError('RATE_LIMITED', undefined, { retryAfterSeconds: taken.retryAfterSeconds }));
+        // Checked here, before any cryptography, but only charged once the request is authenticated
+        // (below): the kids in a node document are public, and requests merely claiming a peer's
+        // kid must not use up that peer's allowance and lock the real peer out.
+        const allowance = deps.buckets.peek(peer);
+        if (!allowance.allowed) {
+          return refuse(new ProtocolError('RATE_LIMITED', undefined, { retryAfterSeconds: allowance.retryAfterSeconds }));
         }
         request.peerId = peer;
       },
@@ -105,6 +108,8 @@ export function registerPeerRoutes(app: FastifyInstance, deps: PeerRouteDeps): v
         request.log.warn({ peer, code: error.code }, 'request authentication failed');
         return sendProblem(reply, error);
       }
+      const taken = deps.buckets.take(peer);
+      if (!taken.allowed) return sendProblem(reply, new ProtocolError('RATE_LIMITED', undefined, { retryAfterSeconds: taken.retryAfterSeconds }));
       const jwe = body.toString('latin1');
       if (!ASCII.test(jwe)) return sendProblem(reply, new ProtocolError('MALFORMED', 'A compact JWE is ASCII'));
       try {

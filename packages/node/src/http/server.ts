@@ -2,14 +2,32 @@
  * The fastify instance with every limit explicit (fastify and Node default to unlimited request
  * and connection times) and one error path: problem+json with a protocol code.
  */
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { ProtocolError } from '@passerelle/protocol';
 import type { ResolvedConfig } from '../config.js';
 import { asProtocolError, PROBLEM_CONTENT_TYPE, problemFrom } from './problem.js';
 
+/** A refused request's unread body that Node may discard to keep the connection: small ones only. */
+const DRAIN_LIMIT_BYTES = 64 * 1024;
+
+/**
+ * Refused before its body was read (size, type, unknown sender, no token...): Node would read and
+ * discard the rest of the body to keep the connection alive, however large the declared length
+ * or endless the chunked stream. Such connections are closed once answered instead; a small
+ * declared body is drained, so that a peer's connection survives an ordinary refusal.
+ */
+function unreadBodyTooLong(raw: IncomingMessage): boolean {
+  if (raw.complete) return false;
+  const declared = raw.headers['content-length'];
+  return declared === undefined || !(Number(declared) <= DRAIN_LIMIT_BYTES);
+}
+
 export function sendProblem(reply: FastifyReply, error: ProtocolError, options: { status?: number; receipt?: string } = {}): FastifyReply {
   const problem = problemFrom(error, options);
+  if (unreadBodyTooLong(reply.request.raw)) reply.header('connection', 'close');
   if (error.code === 'RATE_LIMITED' && typeof error.details?.retryAfterSeconds === 'number') {
     reply.header('retry-after', String(error.details.retryAfterSeconds));
   }
@@ -35,9 +53,36 @@ function fromFastifyError(error: FastifyError): { error: ProtocolError; status?:
   }
 }
 
+/**
+ * Requests Node's HTTP parser refuses before any route sees them (ambiguous framing such as both
+ * Content-Length and Transfer-Encoding, oversized headers, a client too slow to finish): answered
+ * with a problem document like every other refusal, then the connection is closed, since what
+ * follows on it cannot be framed safely.
+ */
+function clientErrorHandler(error: Error & { code?: string }, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [refusal, status] =
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [new ProtocolError('MALFORMED', 'The request was not received in time'), 408]
+      : error.code === 'HPE_HEADER_OVERFLOW'
+        ? [new ProtocolError('TOO_LARGE', 'The request headers are too large'), 431]
+        : [new ProtocolError('MALFORMED', 'The request is not valid HTTP/1.1'), 400];
+  const body = JSON.stringify(problemFrom(refusal, { status }));
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
+}
+
 export function createServer(config: ResolvedConfig, logger: Logger): FastifyInstance {
   const limits = config.limits;
+  // Node enforces headersTimeout and requestTimeout by sweeping connections on this interval
+  // (30 s by default), so a slow client would otherwise be cut off up to 30 s after its deadline.
+  const shortest = Math.min(...[limits.headersTimeoutMs, limits.requestTimeoutMs].filter((ms) => ms > 0), 30_000);
   const app = Fastify({
+    http: { connectionsCheckingInterval: Math.max(100, Math.floor(shortest / 4)) },
     loggerInstance: logger,
     bodyLimit: limits.apiBodyLimit,
     connectionTimeout: limits.connectionTimeoutMs,
@@ -46,6 +91,7 @@ export function createServer(config: ResolvedConfig, logger: Logger): FastifyIns
     forceCloseConnections: true,
     return503OnClosing: true,
     routerOptions: { maxParamLength: 200 },
+    clientErrorHandler,
   });
   // Node's own bound on receiving the request headers (slowloris); must not exceed requestTimeout.
   app.server.headersTimeout = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs || limits.headersTimeoutMs);

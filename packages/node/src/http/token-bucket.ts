@@ -19,6 +19,15 @@ export class TokenBuckets {
   }
 
   take(key: string): TakeResult {
+    return this.#check(key, true);
+  }
+
+  /** Whether `take` would allow a request now, without using a token. */
+  peek(key: string): TakeResult {
+    return this.#check(key, false);
+  }
+
+  #check(key: string, consume: boolean): TakeResult {
     const now = this.#options.now?.() ?? Date.now();
     const { burst, perSecond } = this.#options;
     const b = this.#buckets.get(key) ?? { tokens: burst, at: now };
@@ -31,7 +40,7 @@ export class TokenBuckets {
       if (oldest !== undefined) this.#buckets.delete(oldest);
     }
     if (b.tokens >= 1) {
-      b.tokens -= 1;
+      if (consume) b.tokens -= 1;
       return { allowed: true };
     }
     return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - b.tokens) / perSecond)) };

@@ -7,6 +7,7 @@
  */
 import {
   joinSdJwt,
+  messageReceivedEvent,
   MessageTypes,
   open,
   ProtocolError,
@@ -24,6 +25,7 @@ import type { NodeMetrics } from '../observability/node-metrics.js';
 import type { PolicyContext } from '../policy/policy-context.js';
 import type { InboxEntry, Store } from '../store/types.js';
 import { applyWithdrawal, ensureErasureConfirmation, type WithdrawalEffects } from './inbound-withdrawal.js';
+import { crashPoint } from '../fault-injection.js';
 
 export interface AcceptDeps {
   identity: NodeIdentity;
@@ -40,6 +42,8 @@ export interface AcceptDeps {
   onAccepted?: (entry: InboxEntry) => void;
   /** devMode fault injection: pause between commit and answer. */
   delayAfterCommitMs?: number;
+  /** This node's latest signed audit checkpoint, carried in every accepting receipt (spec/audit.md §3.2). */
+  auditCheckpoint?: () => string | undefined;
 }
 
 export interface Accepted {
@@ -126,30 +130,29 @@ export async function acceptInbound(deps: AcceptDeps, jwe: string, sender: strin
         categories: header.categories,
         receivedAt,
       },
-      {
-        kind: 'inbox.accepted',
-        fields: {
-          messageId: header.id,
-          sender,
-          type: header.type,
-          threadId: header.threadId,
-          agreementId: header.agreementId,
-          consentId: header.consentId ?? null,
-          digest,
-          categories: header.categories,
-        },
-        at: receivedAt,
-      },
-      (index) =>
-        signReceipt(
-          { receiver: deps.identity.id, sender, messageId: header.id, digest, status: 'accepted', log: { index }, at: now },
-          deps.identity.signingKey(now),
+      // The receipt names this entry (spec/audit.md §3.2); its fields are what an auditor checks.
+      withFields(
+        messageReceivedEvent(
+          { messageId: header.id, peer: sender, digest, type: header.type, threadId: header.threadId, ...(header.consentId !== undefined ? { consentId: header.consentId } : {}) },
+          receivedAt,
         ),
+        { agreementId: header.agreementId, categories: header.categories },
+      ),
+      async (index) => {
+        const checkpoint = deps.auditCheckpoint?.();
+        const receipt = await signReceipt(
+          { receiver: deps.identity.id, sender, messageId: header.id, digest, status: 'accepted', log: { index, ...(checkpoint ? { checkpoint } : {}) }, at: now },
+          deps.identity.signingKey(now),
+        );
+        crashPoint('inbox.receipt-signed');
+        return receipt;
+      },
     );
   } catch (e) {
     throw reject(deps, asProtocolError(e), sender, header.id);
   }
   if (result.status === 'conflict') return rejectWithReceipt(new ProtocolError('DUPLICATE_CONFLICT'));
+  if (result.status === 'stored') crashPoint('inbox.stored');
   if (consent) await rememberConsent(deps.store, consent.jws, consent.record, now);
   if (header.type === MessageTypes.CONSENT_WITHDRAWAL) await ensureErasureConfirmation(deps.withdrawals, opened);
   return finish(deps, result.entry, result.status);
@@ -183,6 +186,10 @@ function reject(deps: AcceptDeps, error: ProtocolError, sender: string, messageI
   deps.logger.warn({ sender, messageId, code: error.code }, 'inbound message refused');
   deps.events.emit('inbox.rejected', { sender, ...(messageId ? { messageId } : {}), code: error.code });
   return new MessageRejected(error, receipt);
+}
+
+function withFields<E extends { fields: Record<string, unknown> }>(event: E, extra: Record<string, string | string[]>): E {
+  return { ...event, fields: { ...event.fields, ...extra } };
 }
 
 /** Keeps the controller's consent record, so that its later withdrawal can be recorded against it. */

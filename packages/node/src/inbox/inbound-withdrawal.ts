@@ -16,6 +16,7 @@ import type { z } from 'zod';
 import type { Logger } from 'pino';
 import type { SendInput } from '../outbox/send-message.js';
 import type { Store } from '../store/types.js';
+import { NodeAuditEvents } from '../audit/audit-events.js';
 
 export interface WithdrawalEffects {
   store: Store;
@@ -59,7 +60,7 @@ export async function ensureErasureConfirmation(effects: WithdrawalEffects, open
   const row = await effects.store.getConsent(body.consentId);
   const held = row ? await effects.store.listInbox({ consentId: body.consentId, sender: header.from }) : [];
   const now = effects.now();
-  await effects.send({
+  const confirmation = await effects.send({
     type: MessageTypes.ERASURE_CONFIRMATION,
     to: header.from,
     agreementId: header.agreementId,
@@ -74,5 +75,17 @@ export async function ensureErasureConfirmation(effects: WithdrawalEffects, open
         .map((e) => ({ messageId: e.id, categories: e.categories as DataCategory[] })),
       retained: [],
     },
+  });
+  // Identifiers only: which confirmation answers which withdrawal, and which messages it lists.
+  await effects.store.appendAudit({
+    kind: NodeAuditEvents.ERASURE_CONFIRMED,
+    fields: {
+      consentId: body.consentId,
+      messageId: (confirmation as { id: string }).id,
+      inReplyTo: header.id,
+      peer: header.from,
+      erased: held.filter((e) => e.erasedAt !== undefined && e.type !== MessageTypes.CONSENT_WITHDRAWAL).map((e) => e.id),
+    },
+    at: now.toISOString(),
   });
 }

@@ -7,7 +7,7 @@ import { request, type Dispatcher } from 'undici';
 import { ProtocolError, type SigningKeyPair } from '@passerelle/protocol';
 import { contentDigest } from '../http/content-digest.js';
 import { signRequest } from '../http/message-signatures.js';
-import { assertPublicDestination } from './address-guard.js';
+import { assertPublicDestination, type HostLookup } from './address-guard.js';
 import { readBounded } from './bounded-body.js';
 
 /** Names the sender so a receiver can refresh that pinned peer's document on an unknown keyid; never trusted on its own. */
@@ -17,6 +17,8 @@ export const JOSE_CONTENT_TYPE = 'application/jose';
 export interface PeerClientOptions {
   dispatcher: Dispatcher;
   allowPrivate: boolean;
+  /** The resolver the dispatcher uses too (tests inject one). */
+  lookup?: HostLookup | undefined;
   timeoutMs: number;
   maxResponseBytes: number;
 }
@@ -31,7 +33,7 @@ export async function postSigned(
   options: PeerClientOptions,
   input: { url: string; body: Uint8Array; contentType: string; key: SigningKeyPair; sender: string },
 ): Promise<PeerResponse> {
-  await assertPublicDestination(input.url, { allowPrivate: options.allowPrivate });
+  await assertPublicDestination(input.url, { allowPrivate: options.allowPrivate, ...(options.lookup ? { lookup: options.lookup } : {}) });
   const headers: Record<string, string> = {
     'content-type': input.contentType,
     'content-digest': contentDigest(input.body),

@@ -10,6 +10,7 @@ import { JOSE_CONTENT_TYPE, postSigned, type PeerClientOptions, type PeerRespons
 import type { OutboxEntry } from '../store/types.js';
 import type { TrustStore } from '../trust/trust-store.js';
 import { parseRetryAfter } from './backoff.js';
+import { verifyReceiptCheckpoint } from '../audit/receipt-checkpoint.js';
 
 export type DeliveryOutcome =
   | { kind: 'delivered'; receipt: string }
@@ -61,6 +62,8 @@ async function checkReceipt(deps: DeliverDeps, entry: OutboxEntry, receipt: unkn
     resolveKey: (kid) => deps.trust.signingKeyWithRefresh(entry.peer, kid, now),
   });
   if (payload.status !== expected) throw new ProtocolError('RECEIPT_INVALID', `Expected a receipt saying ${expected}`);
+  // The receiver's checkpoint, signed with a key it held when it signed it (spec/audit.md §3.2).
+  await verifyReceiptCheckpoint(receipt, entry.peer, (nodeId, kid, at) => (nodeId === entry.peer ? deps.trust.signingKeyWithRefresh(nodeId, kid, at) : undefined));
   return receipt;
 }
 

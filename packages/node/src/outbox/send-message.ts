@@ -7,6 +7,7 @@ import {
   buildMessage,
   currentEncryptionKey,
   definitionOf,
+  messageSentEvent,
   MessageTypes,
   ProtocolError,
   seal,
@@ -18,6 +19,7 @@ import type { NodeIdentity } from '../identity/node-identity.js';
 import type { PolicyContext } from '../policy/policy-context.js';
 import type { OutboxEntry, Store } from '../store/types.js';
 import type { TrustStore } from '../trust/trust-store.js';
+import { crashPoint } from '../fault-injection.js';
 
 /** Lower goes first: a withdrawal overtakes anything still queued (DESIGN flow 5). */
 export const PRIORITY_WITHDRAWAL = 0;
@@ -89,6 +91,18 @@ export async function sendMessage(deps: SendDeps, input: SendInput): Promise<Out
     recipientKey: { ...recipient.jwk, kid: recipient.kid },
   });
   const { header } = message;
+  // The sealed message committed for delivery (spec/audit.md §3.2): its id, recipient and the digest of the exact JWE.
+  const sent = messageSentEvent(
+    {
+      messageId: header.id,
+      peer: header.to,
+      digest: sealed.digest,
+      type: header.type,
+      threadId: header.threadId,
+      ...(header.consentId !== undefined ? { consentId: header.consentId } : {}),
+    },
+    now.toISOString(),
+  );
   const entry = await deps.store.enqueue(
     {
       id: header.id,
@@ -102,21 +116,9 @@ export async function sendMessage(deps: SendDeps, input: SendInput): Promise<Out
       jwt: sealed.jwt,
       expiresAt: header.expires,
     },
-    {
-      kind: 'outbox.queued',
-      fields: {
-        messageId: header.id,
-        peer: header.to,
-        type: header.type,
-        threadId: header.threadId,
-        agreementId: header.agreementId,
-        consentId: header.consentId ?? null,
-        digest: sealed.digest,
-        categories: header.categories,
-      },
-      at: now.toISOString(),
-    },
+    { ...sent, fields: { ...sent.fields, agreementId: header.agreementId, categories: header.categories } },
   );
+  crashPoint('outbox.committed');
   deps.events.emit('outbox.queued', { messageId: entry.id, peer: entry.peer, type: entry.type });
   deps.wake(entry.priority < PRIORITY_DEFAULT ? entry.peer : undefined);
   return entry;

@@ -8,7 +8,7 @@
  */
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { ProtocolError, type ErrorCode } from '@passerelle/protocol';
+import { messageOutcomeEvent, ProtocolError, type ErrorCode } from '@passerelle/protocol';
 import type { Logger } from 'pino';
 import type { NodeEvents } from '../events.js';
 import type { NodeMetrics } from '../observability/node-metrics.js';
@@ -18,6 +18,7 @@ import type { TrustStore } from '../trust/trust-store.js';
 import { backoffDelay } from './backoff.js';
 import type { CircuitBreakers } from './circuit-breaker.js';
 import { deliver, type DeliverDeps } from './deliver.js';
+import { crashPoint } from '../fault-injection.js';
 import { claimsOfQueued } from './message-claims.js';
 import { PRIORITY_DEFAULT } from './send-message.js';
 
@@ -46,10 +47,17 @@ export interface WorkerDeps {
   random?: () => number;
 }
 
+function withCode<E extends { fields: Record<string, unknown> }>(event: E, code: ErrorCode): E {
+  return { ...event, fields: { ...event.fields, code } };
+}
+
 /** Enforcement codes that end a queued message as cancelled: sending it now would break consent or agreement. */
 export function isPolicyCode(code: ErrorCode): boolean {
   return code.startsWith('CONSENT_') || code.startsWith('AGREEMENT_') || code === 'ONWARD_NOT_ALLOWED' || code === 'PROVENANCE_INVALID';
 }
+
+/** Leased entries held in memory, waiting for their peer, at most this many batches' worth. */
+const WAITING_PER_BATCH = 4;
 
 interface Claimed {
   entry: OutboxEntry;
@@ -65,6 +73,7 @@ export class OutboxWorker {
   readonly #active = new Set<Promise<void>>();
   readonly #exclusive = new Set<string>();
   readonly #rightsCache = new Map<string, { at: number; due: number | undefined }>();
+  readonly #attempting = new Set<string>();
   #running = false;
   #loop: Promise<void> | undefined;
   #wakeUp: (() => void) | undefined;
@@ -109,6 +118,14 @@ export class OutboxWorker {
     this.#wakeUp?.();
   }
 
+  /**
+   * Whether an attempt to deliver `messageId` is under way in this process: from its last checks
+   * until its outcome is recorded, the peer may be receiving it (spec/node.md §4.6).
+   */
+  attempting(messageId: string): boolean {
+    return this.#attempting.has(messageId);
+  }
+
   /** Number of attempts running or leased and waiting for a per-peer slot. */
   busy(): number {
     let waiting = 0;
@@ -139,9 +156,23 @@ export class OutboxWorker {
     }
   }
 
+  /**
+   * Claimed entries that take up the batch: attempts under way and those about to start. Entries
+   * waiting behind a peer whose slots are all taken do not, so that a peer that never answers (its
+   * attempts last until the timeout) does not hold back deliveries to every other peer; the
+   * waiting ones are bounded separately, to bound memory.
+   */
+  #occupying(): number {
+    let n = this.#active.size;
+    for (const [peer, list] of this.#pending) {
+      n += Math.min(list.length, Math.max(0, this.#options.perPeerConcurrency - (this.#inflight.get(peer) ?? 0)));
+    }
+    return n;
+  }
+
   /** One claim round; exposed for tests that step the worker by hand. */
   async tick(): Promise<void> {
-    const capacity = this.#options.batchSize - this.busy();
+    const capacity = Math.min(this.#options.batchSize - this.#occupying(), this.#options.batchSize * WAITING_PER_BATCH - this.busy());
     if (capacity <= 0) return;
     const now = this.#deps.now();
     const entries = await this.#deps.store.claimDue({ now: now.toISOString(), limit: capacity, owner: this.owner, leaseMs: this.#options.leaseMs });
@@ -169,9 +200,11 @@ export class OutboxWorker {
       const item = list.shift()!;
       if (exclusive) this.#exclusive.add(peer);
       this.#inflight.set(peer, inflight + 1);
+      this.#attempting.add(item.entry.id);
       const task = this.#process(item)
         .catch((e: unknown) => this.#deps.logger.error({ messageId: item.entry.id, err: e instanceof ProtocolError ? undefined : e, code: (e as ProtocolError).code }, 'outbox attempt crashed'))
         .finally(() => {
+          this.#attempting.delete(item.entry.id);
           this.#active.delete(task);
           if (exclusive) {
             this.#exclusive.delete(peer);
@@ -233,17 +266,19 @@ export class OutboxWorker {
     }
     const started = performance.now();
     const outcome = await deliver(d.deliver, entry, inbox);
+    if (outcome.kind === 'delivered') crashPoint('outbox.sent');
     d.metrics.deliveryDuration.observe((performance.now() - started) / 1000, { outcome: outcome.kind });
     if (outcome.kind === 'retry' && outcome.transportFailure) d.breakers.onFailure(entry.peer);
     else d.breakers.onSuccess(entry.peer);
 
     const at = d.now().toISOString();
     if (outcome.kind === 'delivered') {
-      const ok = await d.store.complete(entry.id, this.owner, { state: 'delivered', receipt: outcome.receipt, at }, {
-        kind: 'outbox.delivered',
-        fields: { messageId: entry.id, peer: entry.peer, digest: entry.digest },
-        at,
-      });
+      const ok = await d.store.complete(
+        entry.id,
+        this.owner,
+        { state: 'delivered', receipt: outcome.receipt, at },
+        messageOutcomeEvent({ messageId: entry.id, peer: entry.peer, digest: entry.digest, receipt: outcome.receipt }, 'accepted', at),
+      );
       if (!ok) return this.#leaseLost(entry);
       d.metrics.deliveries.inc({ outcome: 'delivered' });
       d.metrics.queueLatency.observe((Date.parse(at) - Date.parse(entry.createdAt)) / 1000);
@@ -254,7 +289,10 @@ export class OutboxWorker {
         entry.id,
         this.owner,
         { state: 'rejected', problem: outcome.problem, ...(outcome.receipt ? { receipt: outcome.receipt } : {}), at },
-        { kind: 'outbox.rejected', fields: { messageId: entry.id, peer: entry.peer, code: outcome.code, signedReceipt: outcome.receipt !== undefined }, at },
+        // With a signed rejection the entry names that receipt (spec/audit.md §3.2); without one there is nothing to name.
+        outcome.receipt !== undefined
+          ? withCode(messageOutcomeEvent({ messageId: entry.id, peer: entry.peer, digest: entry.digest, receipt: outcome.receipt }, 'rejected', at), outcome.code)
+          : { kind: 'outbox.rejected', fields: { messageId: entry.id, peer: entry.peer, code: outcome.code, signedReceipt: false }, at },
       );
       if (!ok) return this.#leaseLost(entry);
       d.metrics.deliveries.inc({ outcome: 'rejected' });
@@ -314,9 +352,8 @@ export class OutboxWorker {
     const now = Date.now();
     const cached = this.#rightsCache.get(peer);
     if (cached && now - cached.at < 1000) return cached.due;
-    const queued = await this.#deps.store.listOutbox({ peer, state: 'queued' });
-    const rights = queued.filter((e) => e.priority < PRIORITY_DEFAULT).map((e) => Date.parse(e.nextAttemptAt));
-    const due = rights.length > 0 ? Math.min(...rights) : undefined;
+    const next = await this.#deps.store.nextQueuedBelow(peer, PRIORITY_DEFAULT);
+    const due = next === undefined ? undefined : Date.parse(next);
     this.#rightsCache.set(peer, { at: now, due });
     return due;
   }

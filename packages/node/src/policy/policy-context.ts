@@ -5,6 +5,7 @@
  * attempt, and by the inbox on acceptance, so that all three decide alike.
  */
 import {
+  agreementStatus,
   checkFlow,
   ProtocolError,
   verifyAgreement,
@@ -20,6 +21,7 @@ import {
   type Withdrawal,
 } from '@passerelle/protocol';
 import type { ConsentRecordRow, Store } from '../store/types.js';
+import { VerificationMemo } from './verification-memo.js';
 
 export interface MessageFacts {
   header: MessageHeader;
@@ -30,6 +32,7 @@ export interface MessageFacts {
 export class PolicyContext {
   readonly #store: Store;
   readonly #resolve: NodeKeyResolver;
+  readonly #memo = new VerificationMemo();
 
   constructor(store: Store, resolve: NodeKeyResolver) {
     this.#store = store;
@@ -40,15 +43,20 @@ export class PolicyContext {
   async agreement(id: string, now: Date): Promise<VerifiedAgreement | undefined> {
     const row = await this.#store.getAgreement(id);
     if (!row) return undefined;
-    const jws = JSON.parse(row.jws) as unknown;
-    const first = await verifyAgreement(jws, this.#resolve, { now });
+    // Signatures are checked once per text and keys (verification-memo.ts); the status at `now` every time.
+    const signed = await this.#memo.get('agreement', row.jws, this.#resolve, async (resolve) => {
+      const { agreement, signedBy, jws } = await verifyAgreement(JSON.parse(row.jws) as unknown, resolve, { now });
+      return { agreement, signedBy, jws };
+    });
     const terminations = [];
-    for (const t of row.terminations) terminations.push((await verifyTermination(t, first, this.#resolve)).termination);
-    return terminations.length === 0 ? first : verifyAgreement(jws, this.#resolve, { now, terminations });
+    for (const t of row.terminations) {
+      terminations.push((await this.#memo.get(`termination\n${row.jws}`, t, this.#resolve, (resolve) => verifyTermination(t, signed, resolve))).termination);
+    }
+    return { ...signed, ...agreementStatus(signed, terminations, now) };
   }
 
   async verifyConsent(jws: string): Promise<VerifiedConsent> {
-    return verifyConsent(jws, this.#resolve);
+    return this.#memo.get('consent', jws, this.#resolve, (resolve) => verifyConsent(jws, resolve));
   }
 
   async withdrawals(consentId: string | undefined): Promise<Withdrawal[]> {

@@ -26,7 +26,9 @@ export const GeneralJwsInput = z
     payload: z.string().min(1).max(2 * 1024 * 1024),
     signatures: z.array(z.strictObject({ protected: z.string().max(4096), signature: z.string().max(256) })).min(1).max(16),
   })
-  .meta({ id: 'GeneralJws', description: 'JWS General JSON Serialization (RFC 7515 §7.2.1).' });
+  // Not 'GeneralJws': the protocol registers that id for the audit bundle's (smaller) bound, and
+  // OpenAPI components are one namespace.
+  .meta({ id: 'GeneralJwsInput', description: 'JWS General JSON Serialization (RFC 7515 §7.2.1).' });
 
 export interface AgreementDeps {
   identity: NodeIdentity;

@@ -6,6 +6,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
 import {
   ConsentRecord,
+  consentWithdrawnEvent,
   MessageTypes,
   peekCompactPayload,
   Purpose,
@@ -38,6 +39,8 @@ export interface ConsentDeps {
   events: NodeEvents;
   send: (input: SendInput) => Promise<OutboxEntry>;
   now: () => Date;
+  /** Whether a delivery attempt of this message is under way (the outbox worker's view). */
+  attempting?: (messageId: string) => boolean;
 }
 
 export interface RecordedConsent {
@@ -94,12 +97,16 @@ export interface WithdrawalResult {
   withdrawalMessages: string[];
 }
 
-/** Peers that may hold data under the consent: delivered, or attempted (a lost answer may hide an acceptance). */
-function recipientsOf(entries: readonly OutboxEntry[], cancelledNow: ReadonlySet<string>): Map<string, OutboxEntry> {
+/**
+ * Peers that may hold data under the consent: delivered, or attempted (a lost answer may hide an
+ * acceptance), including an attempt under way right now: cancelling its entry cannot recall a
+ * request already on its way, and the peer may accept it before the withdrawal arrives.
+ */
+function recipientsOf(entries: readonly OutboxEntry[], cancelledNow: ReadonlySet<string>, attempting: (id: string) => boolean): Map<string, OutboxEntry> {
   const out = new Map<string, OutboxEntry>();
   for (const e of entries) {
     if (e.type === MessageTypes.CONSENT_WITHDRAWAL || e.type === MessageTypes.ERASURE_CONFIRMATION) continue;
-    const mayHold = e.state === 'delivered' || e.attempts > 0 || (e.state === 'queued' && !cancelledNow.has(e.id));
+    const mayHold = e.state === 'delivered' || e.attempts > 0 || (e.state === 'queued' && !cancelledNow.has(e.id)) || (cancelledNow.has(e.id) && attempting(e.id));
     if (mayHold) out.set(e.peer, e);
   }
   return out;
@@ -112,13 +119,21 @@ export async function withdrawConsent(deps: ConsentDeps, consentId: string, inpu
   if (row.controller !== deps.identity.id) throw new ProtocolError('FORBIDDEN', 'Only the controller withdraws a consent; ask the organisation that recorded it');
   const now = deps.now();
   const at = now.toISOString();
+  const attempting = deps.attempting ?? (() => false);
+  // An attempt under way now may also end before the recipients are listed below.
+  const underWay = new Set((await deps.store.listOutbox({ consentId, state: 'queued' })).filter((e) => attempting(e.id)).map((e) => e.id));
+  // Message times have one-second precision and a withdrawal covers messages created at or after it
+  // (consent-and-agreements.md §5 rule 10): dated to the next second, it follows every message this
+  // node created before it, in the same second too (spec/node.md §4.6). Later ones are refused here.
+  const withdrawnAt = toTimestamp(now.getTime() + 1000);
+  // The log entry states the time the withdrawal messages announce: an auditor matches the two (spec/audit.md §5.4).
+  const withdrawn = consentWithdrawnEvent({ consentId, ...(options.purposes ? { purposes: options.purposes } : {}), withdrawnAt }, at);
   const cancelled = await deps.store.withdrawConsent(consentId, options.purposes, at, {
-    kind: 'consent.withdrawn',
-    fields: { consentId, purposes: options.purposes ?? null, erasureRequested: options.erasureRequested },
-    at,
+    ...withdrawn,
+    fields: { ...withdrawn.fields, erasureRequested: options.erasureRequested },
   });
   const entries = await deps.store.listOutbox({ consentId });
-  const recipients = recipientsOf(entries, new Set(cancelled));
+  const recipients = recipientsOf(entries, new Set(cancelled), (id) => underWay.has(id) || attempting(id));
   const withdrawalMessages: string[] = [];
   for (const [peer, entry] of recipients) {
     const sent = await deps.send({
@@ -129,7 +144,7 @@ export async function withdrawConsent(deps: ConsentDeps, consentId: string, inpu
       body: {
         consentId,
         ...(options.purposes ? { purposes: options.purposes } : {}),
-        withdrawnAt: toTimestamp(now),
+        withdrawnAt,
         erasureRequested: options.erasureRequested,
       },
     });

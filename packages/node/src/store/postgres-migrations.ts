@@ -188,6 +188,35 @@ CREATE TABLE remembered_keys (
 CREATE INDEX remembered_keys_expiry ON remembered_keys (expires_ms);
 `,
   },
+  {
+    version: 2,
+    name: 'audit checkpoints and node document history',
+    sql: `
+-- Signed checkpoints of this node's log (spec/audit.md §3.3); size and time never decrease
+-- (putCheckpoint decides under a table lock, as several instances sign), and rows are never
+-- changed: a rewritten checkpoint would hide a rewritten log from the start-up check.
+CREATE TABLE audit_checkpoints (
+  size BIGINT PRIMARY KEY CHECK (size >= 0),
+  root TEXT NOT NULL,
+  at TEXT NOT NULL,
+  at_ms BIGINT NOT NULL,
+  jws TEXT NOT NULL
+);
+CREATE TRIGGER audit_checkpoints_no_update_delete BEFORE UPDATE OR DELETE ON audit_checkpoints
+  FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoints
+  FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
+
+-- Every version of a node document this node published or accepted from a peer: the key history
+-- an audit bundle carries (spec/audit.md §4.1).
+CREATE TABLE node_documents (
+  node_id TEXT COLLATE "C" NOT NULL,
+  version BIGINT NOT NULL,
+  jws TEXT NOT NULL,
+  PRIMARY KEY (node_id, version)
+);
+`,
+  },
 ];
 
 export const POSTGRES_SCHEMA_VERSION = Math.max(...POSTGRES_MIGRATIONS.map((m) => m.version));

@@ -33,10 +33,12 @@ import type {
   AgreementRecord,
   AuditEvent,
   AuditRecord,
+  CheckpointRecord,
   ClaimOptions,
   ConsentRecordRow,
   InboxEntry,
   NewOutboxEntry,
+  NodeDocumentRecord,
   OutboxEntry,
   OutboxState,
   PeerRecord,
@@ -291,6 +293,10 @@ function auditFromRow(row: Row): AuditRecord {
   };
 }
 
+function checkpointFromRow(row: Row): CheckpointRecord {
+  return { size: int(row, 'size'), root: text(row, 'root'), at: text(row, 'at'), jws: text(row, 'jws') };
+}
+
 function tokenFromRow(row: Row): TokenRecord {
   return compact({
     id: text(row, 'id'),
@@ -454,6 +460,8 @@ const S = {
     RETURNING ${OUTBOX_COLUMNS}, next_attempt_ms, created_ms`),
   getOutbox: sql(`SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE id = $1`),
   countOutbox: sql('SELECT state, count(*) AS n FROM outbox GROUP BY state'),
+  nextQueuedBelow: sql(`SELECT next_attempt_at FROM outbox WHERE state = 'queued' AND priority < $2 AND peer = $1
+    ORDER BY next_attempt_ms, created_ms, id LIMIT 1`),
 
   acceptInbound: sql(`WITH ins AS (
       INSERT INTO inbox (id, sender, type, thread_id, consent_id, digest, jwe, sd_jwt, jwt, categories, receipt, received_at, received_ms, erased_at)
@@ -473,6 +481,16 @@ const S = {
   appendAudit: sql(`WITH ${auditCtes(1)} SELECT idx, leaf_hash FROM a`),
   readAudit: sql('SELECT idx, kind, fields, at, leaf_hash FROM audit_log WHERE idx >= $1 AND idx < $2 ORDER BY idx'),
   auditSize: sql('SELECT size FROM audit_head'),
+
+  // Run after LOCK TABLE audit_checkpoints (putCheckpoint): checkpoints signed by several instances
+  // are stored one at a time, each only if it extends the latest.
+  putCheckpoint: sql(`INSERT INTO audit_checkpoints (size, root, at, at_ms, jws)
+    SELECT $1::bigint, $2::text, $3::text, $4::bigint, $5::text
+    WHERE NOT EXISTS (SELECT 1 FROM audit_checkpoints WHERE size >= $1::bigint OR at_ms > $4::bigint)`),
+  listCheckpoints: sql('SELECT size, root, at, jws FROM audit_checkpoints WHERE size > $1 ORDER BY size LIMIT $2'),
+  latestCheckpoint: sql('SELECT size, root, at, jws FROM audit_checkpoints ORDER BY size DESC LIMIT 1'),
+  putNodeDocument: sql('INSERT INTO node_documents (node_id, version, jws) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING'),
+  listNodeDocuments: sql('SELECT node_id, version, jws FROM node_documents WHERE node_id = $1 ORDER BY version'),
 
   putToken: sql(`INSERT INTO tokens (id, hash, role, label, created_at, created_ms, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
     ON CONFLICT (id) DO UPDATE SET hash = excluded.hash, role = excluded.role, label = excluded.label,
@@ -826,6 +844,11 @@ export class PostgresStore implements Store {
     return counts;
   }
 
+  async nextQueuedBelow(peer: string, priorityBelow: number): Promise<string | undefined> {
+    const row = (await this.#query(S.nextQueuedBelow, [peer, priorityBelow])).rows[0];
+    return row ? text(row, 'next_attempt_at') : undefined;
+  }
+
   // Inbox
 
   async acceptInbound(
@@ -925,6 +948,38 @@ export class PostgresStore implements Store {
     const row = (await this.#query(S.auditSize, [])).rows[0];
     if (!row) throw new ProtocolError('INTERNAL', 'The audit head is missing');
     return int(row, 'size');
+  }
+
+  async putCheckpoint(checkpoint: CheckpointRecord): Promise<boolean> {
+    checkCount(checkpoint.size, 'checkpoint size', 0);
+    const atMs = toMs(checkpoint.at, 'checkpoint.at');
+    return this.#transaction(async (client) => {
+      // EXCLUSIVE lets readers through but queues other writers, so the check and the insert are
+      // one decision across instances.
+      await this.#send(client, 'LOCK TABLE audit_checkpoints IN EXCLUSIVE MODE');
+      const result = await this.#query(S.putCheckpoint, [checkpoint.size, checkpoint.root, checkpoint.at, atMs, checkpoint.jws], client);
+      return result.rowCount === 1;
+    });
+  }
+
+  async listCheckpoints(afterSize = -1, limit = 1000): Promise<CheckpointRecord[]> {
+    checkCount(afterSize + 1, 'checkpoint size', 0);
+    checkCount(limit, 'checkpoint limit', 1);
+    return (await this.#query(S.listCheckpoints, [afterSize, limit])).rows.map(checkpointFromRow);
+  }
+
+  async latestCheckpoint(): Promise<CheckpointRecord | undefined> {
+    const row = (await this.#query(S.latestCheckpoint, [])).rows[0];
+    return row ? checkpointFromRow(row) : undefined;
+  }
+
+  async putNodeDocument(record: NodeDocumentRecord): Promise<void> {
+    checkCount(record.version, 'document version', 1);
+    await this.#query(S.putNodeDocument, [record.nodeId, record.version, record.jws]);
+  }
+
+  async listNodeDocuments(nodeId: string): Promise<NodeDocumentRecord[]> {
+    return (await this.#query(S.listNodeDocuments, [nodeId])).rows.map((row) => ({ nodeId: text(row, 'node_id'), version: int(row, 'version'), jws: text(row, 'jws') }));
   }
 
   // Local API tokens

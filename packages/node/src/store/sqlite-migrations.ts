@@ -146,6 +146,35 @@ CREATE TABLE remembered_keys (
 CREATE INDEX remembered_keys_expiry ON remembered_keys (expires_ms);
 `,
   },
+  {
+    version: 2,
+    name: 'audit checkpoints and node document history',
+    sql: `
+-- Signed checkpoints of this node's log (spec/audit.md §3.3), in signing order; size and time
+-- never decrease (putCheckpoint), and rows are never changed: a rewritten checkpoint would hide
+-- a rewritten log from the start-up check.
+CREATE TABLE audit_checkpoints (
+  size INTEGER PRIMARY KEY CHECK (size >= 0),
+  root TEXT NOT NULL,
+  at TEXT NOT NULL,
+  at_ms INTEGER NOT NULL,
+  jws TEXT NOT NULL
+) STRICT;
+CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
+BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only'); END;
+CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only'); END;
+
+-- Every version of a node document this node published or accepted from a peer: the key history
+-- an audit bundle carries (spec/audit.md §4.1).
+CREATE TABLE node_documents (
+  node_id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  jws TEXT NOT NULL,
+  PRIMARY KEY (node_id, version)
+) STRICT;
+`,
+  },
 ];
 
 export const SQLITE_SCHEMA_VERSION = Math.max(...SQLITE_MIGRATIONS.map((m) => m.version));

@@ -6,12 +6,18 @@
  * signature between writing the audit leaf and the message (the receipt names the leaf index, and
  * both commit together). Every write transaction therefore runs under an async mutex that spans
  * BEGIN IMMEDIATE … COMMIT/ROLLBACK, so no other write can interleave with the awaited work on the
- * same connection. Reads use a second, read-only connection: in WAL mode it sees only committed
- * data, never the half-done transaction of an `acceptInbound` that is waiting for its signature.
- * Other processes on the same file are serialised by SQLite's own lock (BEGIN IMMEDIATE plus
+ * same connection. Writes requested together share one commit, each in its own savepoint (group
+ * commit, see #write), and the store syncs the log itself, off the event loop, before answering
+ * (#durableUpTo): durability costs one fdatasync per group instead of one blocking fsync per
+ * write. Reads use a second, read-only connection: in WAL mode it sees only committed data, never
+ * the half-done transaction of an `acceptInbound` that is waiting for its signature. Other
+ * processes on the same file are serialised by SQLite's own lock (BEGIN IMMEDIATE plus
  * busy_timeout), which is what makes outbox leases safe across processes.
  */
 import { DatabaseSync } from 'node:sqlite';
+import { open as openFile, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { setImmediate as scheduleImmediate } from 'node:timers';
 import type { SQLInputValue, SQLOutputValue, StatementSync } from 'node:sqlite';
 import { MessageTypes, ProtocolError } from '@passerelle/protocol';
 import { auditLeafHash, canonicalJson } from './audit-leaf.js';
@@ -21,10 +27,12 @@ import type {
   AgreementRecord,
   AuditEvent,
   AuditRecord,
+  CheckpointRecord,
   ClaimOptions,
   ConsentRecordRow,
   InboxEntry,
   NewOutboxEntry,
+  NodeDocumentRecord,
   OutboxEntry,
   OutboxState,
   PeerRecord,
@@ -104,6 +112,15 @@ function toStoreError(error: unknown): unknown {
     return new ProtocolError('STORE_UNAVAILABLE', 'The store is closed', undefined, { cause: error });
   }
   return error;
+}
+
+/** Most writes one group commit joins, so that a long queue still reports progress in steps. */
+const MAX_GROUP_COMMIT = 64;
+
+interface QueuedWrite {
+  fn: (db: DatabaseSync) => unknown;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
 }
 
 /** FIFO async mutex: each holder runs to completion (including its awaits) before the next starts. */
@@ -277,6 +294,10 @@ function auditFromRow(row: Row): AuditRecord {
   };
 }
 
+function checkpointFromRow(row: Row): CheckpointRecord {
+  return { size: int(row, 'size'), root: text(row, 'root'), at: text(row, 'at'), jws: text(row, 'jws') };
+}
+
 function tokenFromRow(row: Row): TokenRecord {
   return compact({
     id: text(row, 'id'),
@@ -297,6 +318,24 @@ export class SqliteStore implements Store {
   readonly #statements = new Map<DatabaseSync, Map<string, StatementSync>>();
   readonly #mutex = new AsyncMutex();
   readonly #busyTimeoutMs: number;
+  /** Write transactions waiting for the next group commit (#write). */
+  readonly #queued: QueuedWrite[] = [];
+  #group: Promise<void> = Promise.resolve();
+  #groupScheduled = false;
+  /** Whether commits must be followed by our own sync of the log (file databases, see the constructor). */
+  readonly #syncsItself: boolean = false;
+  #wal: FileHandle | undefined;
+  /** Commits of this store that changed something, counted; and how many of them are known to be on disk. */
+  #committed = 0;
+  #durable = 0;
+  /** The sync in progress or last finished; the next one starts after it. */
+  #syncTail: Promise<void> = Promise.resolve();
+  /** The sync in progress and the count of commits it covers. */
+  #syncing: { covers: number; done: Promise<void> } | undefined;
+  /** A sync requested but not yet started: later callers share it. */
+  #syncNext: Promise<void> | undefined;
+  /** Set when a sync of the log failed: what was committed may not be on disk, so nothing more is accepted. */
+  #syncFailure: unknown;
   #closed = false;
 
   /** Opens the connections without migrating; use {@link openSqliteStore}. */
@@ -322,10 +361,16 @@ export class SqliteStore implements Store {
           throw new ProtocolError('STORE_UNAVAILABLE', 'The database cannot use write-ahead logging on this file system');
         }
       }
-      // In WAL mode a commit is otherwise only synced at checkpoints, so a power cut can roll back
-      // transactions that already returned. FULL syncs the log on every commit: once a method has
-      // resolved (and a receipt or a 202 has gone out), the record survives power loss.
-      writer.exec('PRAGMA synchronous = FULL');
+      // In WAL mode with NORMAL, SQLite syncs the log only at checkpoints (and the log header when
+      // it is reused), so a power cut can roll back transactions that already committed. FULL would
+      // sync on every commit, inside the synchronous COMMIT call, with the event loop stalled for
+      // the whole disk flush. Instead the store syncs the log itself, asynchronously, after each
+      // group commit, and answers writes and reads only once what they wrote or read is on disk
+      // (#durableUpTo): once a method has resolved (and a receipt or a 202 has gone out), the
+      // record survives power loss, and the flush of one group overlaps the work of the next. In
+      // memory there is nothing to sync.
+      writer.exec(inMemory || this.readOnly ? 'PRAGMA synchronous = FULL' : 'PRAGMA synchronous = NORMAL');
+      this.#syncsItself = !inMemory && !this.readOnly;
       if (inMemory) {
         // A second connection to ':memory:' would be another, empty database.
         reader = writer;
@@ -357,6 +402,11 @@ export class SqliteStore implements Store {
     if (this.#closed) return;
     this.#closed = true;
     // Writes already queued run to completion; calls made after close() reject (#ensureOpen).
+    do await this.#group;
+    while (this.#groupScheduled || this.#queued.length > 0);
+    await this.#syncTail;
+    await this.#wal?.close().catch(() => undefined);
+    this.#wal = undefined;
     await this.#mutex.run(() => {
       this.#statements.clear();
       if (this.#reader !== this.#writer && this.#reader.isOpen) this.#reader.close();
@@ -664,6 +714,16 @@ export class SqliteStore implements Store {
     });
   }
 
+  async nextQueuedBelow(peer: string, priorityBelow: number): Promise<string | undefined> {
+    return this.#read((db) => {
+      const row = this.#stmt(
+        db,
+        `SELECT next_attempt_at FROM outbox WHERE state = 'queued' AND priority < ? AND peer = ? ORDER BY next_attempt_ms, created_ms, id LIMIT 1`,
+      ).get(priorityBelow, peer);
+      return row ? text(row, 'next_attempt_at') : undefined;
+    });
+  }
+
   // Inbox
 
   async acceptInbound(
@@ -756,6 +816,53 @@ export class SqliteStore implements Store {
     return this.#read((db) => this.#auditSizeIn(db));
   }
 
+  async putCheckpoint(checkpoint: CheckpointRecord): Promise<boolean> {
+    checkCount(checkpoint.size, 'checkpoint size', 0);
+    const atMs = toMs(checkpoint.at, 'checkpoint.at');
+    return this.#write((db) => {
+      const latest = this.#stmt(db, 'SELECT size, at_ms FROM audit_checkpoints ORDER BY size DESC LIMIT 1').get();
+      if (latest && (int(latest, 'size') >= checkpoint.size || int(latest, 'at_ms') > atMs)) return false;
+      this.#stmt(db, 'INSERT INTO audit_checkpoints (size, root, at, at_ms, jws) VALUES (?, ?, ?, ?, ?)').run(
+        checkpoint.size,
+        checkpoint.root,
+        checkpoint.at,
+        atMs,
+        checkpoint.jws,
+      );
+      return true;
+    });
+  }
+
+  async listCheckpoints(afterSize = -1, limit = 1000): Promise<CheckpointRecord[]> {
+    checkCount(afterSize + 1, 'checkpoint size', 0);
+    checkCount(limit, 'checkpoint limit', 1);
+    return this.#read((db) =>
+      this.#stmt(db, 'SELECT size, root, at, jws FROM audit_checkpoints WHERE size > ? ORDER BY size LIMIT ?').all(afterSize, limit).map(checkpointFromRow),
+    );
+  }
+
+  async latestCheckpoint(): Promise<CheckpointRecord | undefined> {
+    return this.#read((db) => {
+      const row = this.#stmt(db, 'SELECT size, root, at, jws FROM audit_checkpoints ORDER BY size DESC LIMIT 1').get();
+      return row ? checkpointFromRow(row) : undefined;
+    });
+  }
+
+  async putNodeDocument(record: NodeDocumentRecord): Promise<void> {
+    checkCount(record.version, 'document version', 1);
+    await this.#write((db) => {
+      this.#stmt(db, 'INSERT INTO node_documents (node_id, version, jws) VALUES (?, ?, ?) ON CONFLICT DO NOTHING').run(record.nodeId, record.version, record.jws);
+    });
+  }
+
+  async listNodeDocuments(nodeId: string): Promise<NodeDocumentRecord[]> {
+    return this.#read((db) =>
+      this.#stmt(db, 'SELECT node_id, version, jws FROM node_documents WHERE node_id = ? ORDER BY version')
+        .all(nodeId)
+        .map((row) => ({ nodeId: text(row, 'node_id'), version: int(row, 'version'), jws: text(row, 'jws') })),
+    );
+  }
+
   // Local API tokens
 
   async putToken(token: TokenRecord): Promise<void> {
@@ -805,6 +912,9 @@ export class SqliteStore implements Store {
 
   #ensureOpen(): void {
     if (this.#closed) throw new ProtocolError('STORE_UNAVAILABLE', 'The store is closed');
+    if (this.#syncFailure !== undefined) {
+      throw new ProtocolError('STORE_UNAVAILABLE', 'The database could not be synced to disk', undefined, { cause: this.#syncFailure });
+    }
   }
 
   #stmt(db: DatabaseSync, sql: string): StatementSync {
@@ -818,11 +928,16 @@ export class SqliteStore implements Store {
   /** Reads see committed data only (separate WAL reader) and never wait for the write mutex. */
   async #read<T>(fn: (db: DatabaseSync) => T): Promise<T> {
     this.#ensureOpen();
+    let result: T;
     try {
-      return fn(this.#reader);
+      result = fn(this.#reader);
     } catch (error) {
       throw toStoreError(error);
     }
+    // What was read may come from a commit whose sync is still running (see #durableUpTo): it is
+    // handed out only once on disk, so nothing read here can be acknowledged and then lost.
+    await this.#durableUpTo(this.#committed);
+    return result;
   }
 
   /** A read of several statements that must agree with each other (another process may commit between them). */
@@ -840,27 +955,90 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Runs `fn` in one BEGIN IMMEDIATE transaction under the write mutex. IMMEDIATE takes SQLite's
-   * write lock up front, so a second process fails fast (after busy_timeout) instead of
-   * deadlocking on a read-to-write upgrade. Any throw rolls everything back.
+   * Runs `fn` as one atomic write and resolves once it is durably committed; any throw undoes all
+   * of `fn`'s changes. Writes requested in the same turn of the event loop share one BEGIN
+   * IMMEDIATE … COMMIT (group commit) and one sync of the log: a node busy with many messages
+   * would otherwise spend most of its time waiting for the disk, once per write. Each write runs
+   * inside its own SAVEPOINT, so a write that fails is rolled back alone and the others still
+   * commit; nothing is reported (resolved) before the COMMIT and its sync. IMMEDIATE takes
+   * SQLite's write lock up front, so a second process fails fast (after busy_timeout) instead of
+   * deadlocking on a read-to-write upgrade.
    */
   async #write<T>(fn: (db: DatabaseSync) => T | Promise<T>): Promise<T> {
     this.#ensureOpen();
-    return this.#mutex.run(async () => {
-      const db = this.#writer;
+    return new Promise<T>((resolve, reject) => {
+      this.#queued.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+      if (this.#groupScheduled) return;
+      this.#groupScheduled = true;
+      // setImmediate runs after the I/O callbacks of this turn, so the writes they request join.
+      this.#group = new Promise<void>((ready) => scheduleImmediate(ready)).then(() =>
+        this.#mutex.run(async () => {
+          this.#groupScheduled = false;
+          await this.#commitQueued();
+        }),
+      );
+    });
+  }
+
+  async #commitQueued(): Promise<void> {
+    const db = this.#writer;
+    while (this.#queued.length > 0) {
+      if (this.#syncFailure !== undefined) {
+        const failure = new ProtocolError('STORE_UNAVAILABLE', 'The database could not be synced to disk', undefined, { cause: this.#syncFailure });
+        for (const write of this.#queued.splice(0)) write.reject(failure);
+        return;
+      }
       try {
         db.exec('BEGIN IMMEDIATE');
       } catch (error) {
-        throw toStoreError(error);
+        const failure = toStoreError(error);
+        for (const write of this.#queued.splice(0)) write.reject(failure);
+        return;
       }
-      try {
-        const pending = fn(db);
-        // A synchronous body commits without yielding to the event loop, so nothing else can even
-        // be scheduled inside its transaction; only acceptInbound's signature really awaits.
-        const result = pending instanceof Promise ? await pending : pending;
-        db.exec('COMMIT');
-        return result;
-      } catch (error) {
+      const settled: { write: QueuedWrite; ok: boolean; value: unknown }[] = [];
+      const changesBefore = this.#syncsItself ? this.#totalChanges(db) : 0;
+      let aborted: unknown;
+      // Writes queued while one of the group awaits (acceptInbound's signature) join the group too.
+      while (this.#queued.length > 0 && settled.length < MAX_GROUP_COMMIT) {
+        const write = this.#queued.shift()!;
+        try {
+          db.exec('SAVEPOINT write');
+        } catch (error) {
+          settled.push({ write, ok: false, value: toStoreError(error) });
+          aborted = error;
+          break;
+        }
+        try {
+          const pending = write.fn(db);
+          const value = pending instanceof Promise ? await pending : pending;
+          db.exec('RELEASE write');
+          settled.push({ write, ok: true, value });
+        } catch (error) {
+          settled.push({ write, ok: false, value: toStoreError(error) });
+          if (db.isOpen && db.isTransaction) {
+            try {
+              db.exec('ROLLBACK TO write');
+              db.exec('RELEASE write');
+            } catch (rollbackError) {
+              aborted = rollbackError;
+              break;
+            }
+          }
+          // FULL, IOERR, BUSY... may have rolled back the whole transaction: the group is lost.
+          if (!db.isOpen || !db.isTransaction) {
+            aborted = error;
+            break;
+          }
+        }
+      }
+      if (aborted === undefined) {
+        try {
+          db.exec('COMMIT');
+        } catch (error) {
+          aborted = error;
+        }
+      }
+      if (aborted !== undefined) {
         // A failed COMMIT can leave the transaction open (SQLITE_BUSY) or already rolled back (FULL, IOERR).
         if (db.isOpen && db.isTransaction) {
           try {
@@ -869,9 +1047,81 @@ export class SqliteStore implements Store {
             // The original error is the one worth reporting.
           }
         }
-        throw toStoreError(error);
+        const lost = new ProtocolError('STORE_UNAVAILABLE', undefined, undefined, { cause: aborted });
+        for (const { write, ok, value } of settled) write.reject(ok ? lost : value);
+      } else {
+        if (this.#syncsItself && this.#totalChanges(db) !== changesBefore) this.#committed += 1;
+        const report = () => {
+          for (const { write, ok, value } of settled) {
+            if (ok) write.resolve(value);
+            else write.reject(value);
+          }
+        };
+        // Not awaited: the next group may commit while this one's sync runs. A group that changed
+        // nothing still waits for earlier commits it may have read from.
+        this.#durableUpTo(this.#committed).then(report, (error: unknown) => {
+          const lost = new ProtocolError('STORE_UNAVAILABLE', 'The database could not be synced to disk', undefined, { cause: error });
+          for (const { write, ok, value } of settled) write.reject(ok ? lost : value);
+        });
       }
+    }
+  }
+
+  /**
+   * Resolves once the first `count` changing commits of this store are on disk. In WAL mode a
+   * commit is visible to readers as soon as it is written, before any sync: so writes and reads
+   * alike are answered only through here, and a reader never hands out data that a power cut could
+   * still take back (the guarantee FULL gave by syncing inside COMMIT). One fdatasync of the log
+   * covers every commit made before it starts, so callers arriving while one runs share the next.
+   * A failed sync is final (as in PostgreSQL after a failed fsync): the kernel may have dropped the
+   * dirty pages, so retrying could report data durable that is not; the store refuses further work.
+   * Commits of other processes on the same file are synced by those processes.
+   */
+  #durableUpTo(count: number): Promise<void> {
+    if (this.#durable >= count) return Promise.resolve();
+    if (this.#syncFailure !== undefined) return Promise.reject(this.#syncFailure);
+    if (this.#syncing && this.#syncing.covers >= count) return this.#syncing.done;
+    if (this.#syncNext) return this.#syncNext;
+    const next = this.#syncTail.then(() => {
+      this.#syncNext = undefined;
+      if (this.#syncFailure !== undefined) throw this.#syncFailure;
+      const covers = this.#committed;
+      const done = this.#syncWal().then(
+        () => {
+          this.#durable = Math.max(this.#durable, covers);
+        },
+        (error: unknown) => {
+          this.#syncFailure ??= error;
+          throw error;
+        },
+      );
+      this.#syncing = { covers, done };
+      return done;
     });
+    this.#syncNext = next;
+    this.#syncTail = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Rows changed on this connection so far (a group that changed nothing needs no sync). */
+  #totalChanges(db: DatabaseSync): number {
+    const row = this.#stmt(db, 'SELECT total_changes() AS n').get();
+    return Number(row?.['n'] ?? 0);
+  }
+
+  async #syncWal(): Promise<void> {
+    if (!this.#wal) {
+      // The log's directory entry must be durable too (SQLite syncs the directory when it creates
+      // the log with synchronous = FULL); the log is created once and kept while the store is open.
+      this.#wal = await openFile(`${this.path}-wal`, 'r+');
+      const directory = await openFile(dirname(this.path), 'r');
+      try {
+        await directory.sync();
+      } finally {
+        await directory.close();
+      }
+    }
+    await this.#wal.datasync();
   }
 
   #appendAuditIn(db: DatabaseSync, event: AuditEvent): AuditRecord {

@@ -119,6 +119,25 @@ export interface AuditRecord extends AuditEvent {
   leafHash: string;
 }
 
+/** A signed checkpoint of this node's own audit log (spec/audit.md §3.3). */
+export interface CheckpointRecord {
+  size: number;
+  /** RFC 9162 root of the first `size` leaves, base64url. */
+  root: string;
+  /** RFC 3339, as signed. */
+  at: string;
+  /** The checkpoint as signed (compact JWS, typ passerelle-checkpoint+jwt). */
+  jws: string;
+}
+
+/** One version of a node document (this node's or a peer's), kept so audit bundles carry key histories. */
+export interface NodeDocumentRecord {
+  nodeId: string;
+  version: number;
+  /** The node document (JWS General JSON, serialised) exactly as verified. */
+  jws: string;
+}
+
 export interface TokenRecord {
   id: string;
   /** SHA-256 of the secret; the secret itself is shown once, never stored. */
@@ -214,6 +233,12 @@ export interface Store {
   /** Sorted by createdAt, then id. */
   listOutbox(filter?: { state?: OutboxState; peer?: string; consentId?: string; threadId?: string; limit?: number }): Promise<OutboxEntry[]>;
   countOutboxByState(): Promise<Record<OutboxState, number>>;
+  /**
+   * The `nextAttemptAt` of the earliest-due queued entry to `peer` with a priority below
+   * `priorityBelow` (leased or not), or undefined when there is none. How the worker holds a peer's
+   * traffic back behind its rights messages without reading the peer's whole outbox.
+   */
+  nextQueuedBelow(peer: string, priorityBelow: number): Promise<string | undefined>;
 
   // Inbox (exactly-once acceptance)
   /**
@@ -245,6 +270,20 @@ export interface Store {
   /** Records with `from <= index < to` (half-open, like Array.prototype.slice), in index order. */
   readAudit(from: number, to: number): Promise<AuditRecord[]>;
   auditSize(): Promise<number>;
+  /**
+   * Appends a signed checkpoint if it extends the latest stored one: a larger size and an `at` not
+   * earlier (the first may have any size). Returns false, storing nothing, otherwise, so that the
+   * checkpoints of a log shared by several instances never contradict each other (spec/audit.md
+   * §3.3). Checkpoints are append-only.
+   */
+  putCheckpoint(checkpoint: CheckpointRecord): Promise<boolean>;
+  /** Checkpoints with `size > afterSize` (default: all), smallest first, at most `limit` (default 1000). */
+  listCheckpoints(afterSize?: number, limit?: number): Promise<CheckpointRecord[]>;
+  latestCheckpoint(): Promise<CheckpointRecord | undefined>;
+  /** Keeps one version of a node document; idempotent for a version already kept. */
+  putNodeDocument(record: NodeDocumentRecord): Promise<void>;
+  /** Every version kept of `nodeId`'s document, oldest first. */
+  listNodeDocuments(nodeId: string): Promise<NodeDocumentRecord[]>;
 
   // Local API tokens
   /** Inserts or replaces by id (revocation is a put with `revokedAt`). Lists sort by createdAt, then id. */

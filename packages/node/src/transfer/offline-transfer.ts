@@ -16,6 +16,7 @@ import { z } from 'zod';
 import {
   Digest,
   MessageId,
+  messageOutcomeEvent,
   NodeId,
   parseJson,
   peekCompactPayload,
@@ -35,6 +36,7 @@ import { problemFrom } from '../http/problem.js';
 import type { OutboxWorker } from '../outbox/worker.js';
 import type { Store } from '../store/types.js';
 import type { TrustStore } from '../trust/trust-store.js';
+import { verifyReceiptCheckpoint } from '../audit/receipt-checkpoint.js';
 
 export const TRANSFER_FORMAT = 'passerelle-transfer/1';
 export const TRANSFER_ANSWER_FORMAT = 'passerelle-transfer-answer/1';
@@ -187,6 +189,10 @@ export async function importTransfer(deps: TransferDeps, file: string, answerFil
  * verifies (signed by that peer, for this id and these exact bytes); an unsigned problem changes
  * nothing, since anyone could have written it.
  */
+const ANSWER_CLAIM_ROUNDS = 20;
+const ANSWER_CLAIM_PAUSE_MS = 100;
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
 export async function importTransferAnswer(deps: TransferDeps & { worker: OutboxWorker | undefined }, file: string): Promise<AnswerImportResult> {
   const parsed = AnswerFile.safeParse(await readJsonFile(file));
   if (!parsed.success) throw schemaError('transfer answer file', parsed.error);
@@ -211,6 +217,7 @@ export async function importTransferAnswer(deps: TransferDeps & { worker: Outbox
         digest: entry.digest,
         resolveKey: (kid) => deps.trust.signingKeyWithRefresh(entry.peer, kid, now),
       }));
+      await verifyReceiptCheckpoint(a.receipt, entry.peer, (nodeId, kid, at) => (nodeId === entry.peer ? deps.trust.signingKeyWithRefresh(nodeId, kid, at) : undefined));
     } catch {
       result.ignored.push(a.id);
       continue;
@@ -222,7 +229,18 @@ export async function importTransferAnswer(deps: TransferDeps & { worker: Outbox
     verdicts.set(a.id, { status, receipt: a.receipt, ...(a.problem ? { problem: JSON.stringify(a.problem) } : {}) });
     latestDue = Math.max(latestDue, Date.parse(entry.nextAttemptAt));
   }
-  if (verdicts.size > 0) {
+  // A message whose lease the worker holds (an attempt over the network is under way) is retried
+  // for a short while: the attempt ends quickly when the peer is unreachable, and the answer in
+  // hand is the better outcome. Only what is still leased after that is reported as busy.
+  for (let round = 0; verdicts.size > 0 && round < ANSWER_CLAIM_ROUNDS; round++) {
+    if (round > 0) {
+      await sleep(ANSWER_CLAIM_PAUSE_MS);
+      // A failed attempt in between has moved the entry's next attempt later (backoff).
+      for (const id of verdicts.keys()) {
+        const current = await deps.store.getOutbox(id);
+        if (current) latestDue = Math.max(latestDue, Date.parse(current.nextAttemptAt));
+      }
+    }
     // Ending a message needs its lease. Claiming "as of" the latest due time reaches messages in
     // backoff too; other messages claimed along the way are delayed at most until that time
     // + 1 ms (bounded by the backoff cap), then the worker claims them as usual.
@@ -230,28 +248,34 @@ export async function importTransferAnswer(deps: TransferDeps & { worker: Outbox
     const queued = (await deps.store.countOutboxByState()).queued;
     const claimed = await deps.store.claimDue({ now: new Date(latestDue).toISOString(), limit: queued, owner, leaseMs: 1 });
     const claimedIds = new Set(claimed.map((e) => e.id));
-    for (const [id, v] of verdicts) {
-      if (!claimedIds.has(id)) {
-        result.busy.push(id);
-        continue;
-      }
+    // The claim's lease is kept minimal so that other messages claimed along the way are not held
+    // back; if it lapses before `complete`, the answer is simply tried again in the next round.
+    const lapsed: [string, (typeof verdicts extends Map<string, infer V> ? V : never)][] = [];
+    for (const [id, v] of [...verdicts]) {
+      if (!claimedIds.has(id)) continue;
+      verdicts.delete(id);
       const at = deps.now().toISOString();
+      // As for a delivery over HTTP, the entry names the receipt it stores (spec/audit.md §3.2).
+      const outcome = messageOutcomeEvent({ messageId: id, peer: answer.from, digest: claimed.find((e) => e.id === id)!.digest, receipt: v.receipt }, v.status, at);
+      const audit = { ...outcome, fields: { ...outcome.fields, via: 'transfer' } };
       const ok =
         v.status === 'accepted'
-          ? await deps.store.complete(id, owner, { state: 'delivered', receipt: v.receipt, at }, { kind: 'outbox.delivered', fields: { messageId: id, peer: answer.from, via: 'transfer' }, at })
+          ? await deps.store.complete(id, owner, { state: 'delivered', receipt: v.receipt, at }, audit)
           : await deps.store.complete(
               id,
               owner,
               { state: 'rejected', receipt: v.receipt, problem: v.problem ?? JSON.stringify({ code: peekCompactPayload(v.receipt).code }), at },
-              { kind: 'outbox.rejected', fields: { messageId: id, peer: answer.from, via: 'transfer' }, at },
+              audit,
             );
-      if (!ok) result.busy.push(id);
+      if (!ok) lapsed.push([id, v]);
       else if (v.status === 'accepted') {
         result.delivered.push(id);
         deps.events.emit('outbox.delivered', { messageId: id, peer: answer.from, type: claimed.find((e) => e.id === id)!.type });
       } else result.rejected.push(id);
     }
+    for (const [id, v] of lapsed) verdicts.set(id, v);
   }
+  result.busy.push(...verdicts.keys());
   deps.worker?.wake();
   return result;
 }

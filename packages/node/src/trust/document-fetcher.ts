@@ -4,7 +4,7 @@
  */
 import { request, type Dispatcher } from 'undici';
 import { parseJson, ProtocolError } from '@passerelle/protocol';
-import { assertPublicDestination } from '../net/address-guard.js';
+import { assertPublicDestination, type HostLookup } from '../net/address-guard.js';
 import { readBounded } from '../net/bounded-body.js';
 
 export const NODE_DOCUMENT_PATH = '/.well-known/passerelle/node';
@@ -12,6 +12,8 @@ export const NODE_DOCUMENT_PATH = '/.well-known/passerelle/node';
 export interface FetchOptions {
   dispatcher: Dispatcher;
   allowPrivate: boolean;
+  /** The resolver the dispatcher uses too (tests inject one). */
+  lookup?: HostLookup | undefined;
   timeoutMs: number;
   maxBytes: number;
 }
@@ -21,7 +23,7 @@ export type DocumentFetcher = (nodeId: string) => Promise<unknown>;
 export function createDocumentFetcher(options: FetchOptions): DocumentFetcher {
   return async (nodeId) => {
     const url = `${nodeId}${NODE_DOCUMENT_PATH}`;
-    await assertPublicDestination(url, { allowPrivate: options.allowPrivate });
+    await assertPublicDestination(url, { allowPrivate: options.allowPrivate, ...(options.lookup ? { lookup: options.lookup } : {}) });
     let res: Dispatcher.ResponseData;
     try {
       res = await request(url, {
@@ -38,7 +40,14 @@ export function createDocumentFetcher(options: FetchOptions): DocumentFetcher {
       await res.body.dump().catch(() => undefined);
       throw new ProtocolError('PEER_RESPONSE_INVALID', `The peer answered ${res.statusCode} for its node document`, { nodeId, status: res.statusCode });
     }
-    const bytes = await readBounded(res.body, options.maxBytes);
+    let bytes: Uint8Array;
+    try {
+      bytes = await readBounded(res.body, options.maxBytes);
+    } catch (e) {
+      // A peer that stops mid-answer, or trickles it past the timeout, is unreachable like one that never answers.
+      if (e instanceof ProtocolError) throw e;
+      throw new ProtocolError('PEER_UNREACHABLE', 'The peer\'s node document could not be read', { nodeId }, { cause: e });
+    }
     try {
       return parseJson(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
     } catch (e) {

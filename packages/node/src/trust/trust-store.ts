@@ -200,6 +200,8 @@ export class TrustStore {
       updatedAt: this.#now().toISOString(),
     };
     await this.#options.store.putPeer(record);
+    // Every version accepted is kept: audit bundles carry the peer's key history (spec/audit.md §4.1).
+    await this.#options.store.putNodeDocument({ nodeId, version: verified.document.version, jws: record.document! });
     state.record = record;
     state.verified = verified;
     this.#index(state);

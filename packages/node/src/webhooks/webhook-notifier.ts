@@ -11,6 +11,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { Agent, request } from 'undici';
+import { AuditEvents } from '@passerelle/protocol';
 import type { Logger } from 'pino';
 import type { WebhookConfig } from '../config.js';
 import type { NodeEvents } from '../events.js';
@@ -85,12 +86,12 @@ export class WebhookNotifier {
       if (e.kind === 'webhook.notified' || e.kind === 'webhook.abandoned') done.add(`${String(e.fields.webhook)}:${String(e.fields.messageId)}`);
     }
     for (const e of events) {
-      if (e.kind !== 'inbox.accepted') continue;
+      if (e.kind !== AuditEvents.MESSAGE_RECEIVED) continue;
       const f = e.fields;
       const n: WebhookNotification = {
         event: 'message.received',
         messageId: String(f.messageId),
-        sender: String(f.sender),
+        sender: String(f.peer),
         type: String(f.type),
         threadId: String(f.threadId),
         receivedAt: e.at,

@@ -56,6 +56,8 @@ export interface NodeSpec {
   roles?: NodeRole[];
   languages?: string[];
   config?: Partial<NodeConfigInput>;
+  /** The node's store (`postgres://…?schema=…`, `sqlite:…`); SQLite in the node's directory when absent. */
+  store?: string;
 }
 
 export interface PreparedNode {
@@ -74,6 +76,7 @@ export async function prepareNode(spec: NodeSpec): Promise<PreparedNode> {
     ...spec.config,
     outbox: { ...FAST_CONFIG.outbox, ...spec.config?.outbox },
     limits: { ...FAST_CONFIG.limits, ...spec.config?.limits },
+    ...(spec.store !== undefined ? { store: spec.store } : {}),
   };
   const init = await initNodeDir({
     dir,
@@ -87,12 +90,26 @@ export async function prepareNode(spec: NodeSpec): Promise<PreparedNode> {
   return { dir, url, fingerprints: init.fingerprints };
 }
 
+export interface ClusterOptions {
+  /**
+   * The store of each node the cluster creates, unless its spec names one: how one scenario runs
+   * on SQLite and on PostgreSQL (a schema per node in one database).
+   */
+  store?: (spec: NodeSpec) => string | undefined;
+}
+
 export class Cluster {
   readonly nodes: RunningNode[] = [];
   readonly dirs: string[] = [];
+  readonly #options: ClusterOptions;
+
+  constructor(options: ClusterOptions = {}) {
+    this.#options = options;
+  }
 
   async start(spec: NodeSpec): Promise<RunningNode> {
-    const prepared = await prepareNode(spec);
+    const store = spec.store ?? this.#options.store?.(spec);
+    const prepared = await prepareNode(store !== undefined ? { ...spec, store } : spec);
     this.dirs.push(prepared.dir);
     return this.startDir(prepared.dir);
   }

@@ -133,6 +133,15 @@ export function buildOpenApi(serverUrl: string): Record<string, unknown> {
       '/api/v1/outbox': { get: op('Delivery states', ['caseworker', 'administrator'], { query: ['state', 'peer', 'consentId', 'threadId', 'limit'] }) },
       '/api/v1/outbox/{id}': { get: op('Delivery state of one message, with the receipt or problem', ['caseworker', 'administrator'], { params: ['id'] }) },
       '/api/v1/audit': { get: op('Audit events in a range [from, to)', ['auditor'], { query: ['from', 'to'] }) },
+      '/api/v1/audit/bundle': {
+        get: op('A signed audit bundle (no personal data) for offline verification', ['auditor'], { query: ['scope', 'from', 'to', 'threadId', 'consentId', 'peer'] }),
+      },
+      '/api/v1/audit/checkpoints': {
+        get: op("This node's signed audit-log checkpoints, smallest first", ['auditor'], { query: ['after', 'limit'] }),
+        post: op('Sign a checkpoint now (when the log grew) and return the latest', ['auditor', 'administrator']),
+      },
+      '/api/v1/audit/proofs/inclusion': { get: op('RFC 9162 inclusion proof of one log entry', ['auditor'], { query: ['index', 'size'] }) },
+      '/api/v1/audit/proofs/consistency': { get: op('RFC 9162 consistency proof between two log sizes', ['auditor'], { query: ['from', 'to'] }) },
       '/api/v1/tokens': {
         get: op('List tokens (never their secrets)', ['administrator']),
         post: op('Create a token; the secret is returned once', ['administrator'], { body: 'CreateTokenInput', status: '201' }),

@@ -13,7 +13,11 @@ import type { TokenBuckets } from '../token-bucket.js';
 import { buildOpenApi } from './openapi.js';
 import {
   AddPeerInput,
+  AuditBundleQuery,
+  AuditCheckpointsQuery,
   AuditQuery,
+  ConsistencyProofQuery,
+  InclusionProofQuery,
   CreateTokenInput,
   IdParam,
   InboxQuery,
@@ -49,7 +53,8 @@ export function parseInput<T extends z.ZodType>(schema: T, value: unknown): z.ou
   const parsed = schema.safeParse(value ?? {});
   if (!parsed.success) {
     throw new ProtocolError('SCHEMA_INVALID', 'The request does not match its schema', {
-      issues: parsed.error.issues.slice(0, 10).map((i) => ({ path: i.path.join('.'), message: i.message })),
+      // Messages can quote the input (every unrecognised key, for one): bounded, so an answer never echoes a large body back.
+      issues: parsed.error.issues.slice(0, 10).map((i) => ({ path: i.path.join('.').slice(0, 200), message: i.message.slice(0, 200) })),
     });
   }
   return parsed.data;
@@ -65,8 +70,10 @@ function isGeneralJws(value: unknown): value is GeneralJws {
 
 export function registerLocalApi(app: FastifyInstance, deps: LocalApiDeps): void {
   const { service } = deps;
+  // onRequest, not preHandler: a caller without a valid token is refused before its body is read
+  // and parsed, so anonymous requests cost a header check and one lookup, not a JSON parse.
   const allow = (...roles: TokenRole[]) => ({
-    preHandler: async (request: FastifyRequest) => {
+    onRequest: async (request: FastifyRequest) => {
       const token = await authenticateBearer(deps.store, request.headers.authorization);
       if (!roles.includes(token.role)) throw new ProtocolError('FORBIDDEN', `This endpoint needs one of the roles: ${roles.join(', ')}`);
       const taken = deps.buckets.take(token.id);
@@ -167,12 +174,35 @@ export function registerLocalApi(app: FastifyInstance, deps: LocalApiDeps): void
     return json(reply, 200, entry);
   });
 
-  // Audit (auditor). The signed audit bundle is a later addition; this is the raw event range.
+  // Audit (auditor): the raw event range, the signed bundle, checkpoints and proofs (spec/node.md §9).
   app.get(`${API_PREFIX}/audit`, allow('auditor'), async (request, reply) => {
     const query = parseInput(AuditQuery, request.query);
     const size = await deps.store.auditSize();
     const to = Math.min(query.to ?? size, size, query.from + MAX_AUDIT_RANGE);
     return json(reply, 200, { size, from: query.from, to, events: await service.readAudit(query.from, Math.max(query.from, to)) });
+  });
+  app.get(`${API_PREFIX}/audit/bundle`, allow('auditor'), async (request, reply) => {
+    const { withDisclosures, scope, ...members } = parseInput(AuditBundleQuery, request.query);
+    // A bearer token never reads personal data in bulk: a lawful full audit is exported on the node's host.
+    if (withDisclosures === 'true') {
+      throw new ProtocolError('FORBIDDEN', 'A bundle with disclosures carries personal data: export it on the node with `passerelle audit export --with-disclosures`');
+    }
+    return json(reply, 200, await service.exportAuditBundle({ scope, ...members, reader: reader(request) }));
+  });
+  app.get(`${API_PREFIX}/audit/checkpoints`, allow('auditor'), async (request, reply) => {
+    const query = parseInput(AuditCheckpointsQuery, request.query);
+    return json(reply, 200, { checkpoints: (await service.audit.checkpoints(query.after, query.limit)).map((c) => c.jws) });
+  });
+  app.post(`${API_PREFIX}/audit/checkpoints`, allow('auditor', 'administrator'), async (_request, reply) =>
+    json(reply, 200, { checkpoint: (await service.audit.checkpoint()).jws }),
+  );
+  app.get(`${API_PREFIX}/audit/proofs/inclusion`, allow('auditor'), async (request, reply) => {
+    const query = parseInput(InclusionProofQuery, request.query);
+    return json(reply, 200, await service.audit.inclusionProof(query.index, query.size));
+  });
+  app.get(`${API_PREFIX}/audit/proofs/consistency`, allow('auditor'), async (request, reply) => {
+    const query = parseInput(ConsistencyProofQuery, request.query);
+    return json(reply, 200, await service.audit.consistencyProof(query.from, query.to));
   });
 
   // Tokens (administrator)

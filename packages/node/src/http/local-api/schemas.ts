@@ -69,4 +69,30 @@ export const AuditQuery = z.strictObject({
   to: z.coerce.number().int().min(0).optional(),
 });
 
+/** GET /audit/bundle: the scope's kind and its members (spec/audit.md §4.2); the export checks them. */
+export const AuditBundleQuery = z.strictObject({
+  scope: z.enum(['all', 'range', 'thread', 'consent', 'peer']).default('all'),
+  from: z.string().max(64).optional(),
+  to: z.string().max(64).optional(),
+  threadId: Uuid.optional(),
+  consentId: Uuid.optional(),
+  peer: NodeId.optional(),
+  withDisclosures: z.enum(['true', 'false']).optional(),
+});
+
+export const AuditCheckpointsQuery = z.strictObject({
+  after: z.coerce.number().int().min(-1).default(-1),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+export const InclusionProofQuery = z.strictObject({
+  index: z.coerce.number().int().min(0),
+  size: z.coerce.number().int().min(1).optional(),
+});
+
+export const ConsistencyProofQuery = z.strictObject({
+  from: z.coerce.number().int().min(0),
+  to: z.coerce.number().int().min(0),
+});
+
 export const IdParam = z.strictObject({ id: Uuid });

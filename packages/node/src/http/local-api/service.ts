@@ -1,5 +1,7 @@
 /** What the local API needs from the node: the same service methods the programmatic API exposes. */
-import type { Agreement, GeneralJws } from '@passerelle/protocol';
+import type { Agreement, AuditBundle, GeneralJws } from '@passerelle/protocol';
+import type { NodeAudit } from '../../audit/audit-log.js';
+import type { AuditExportOptions } from '../../audit/bundle-export.js';
 import type { CreatedToken, TokenRole } from '../../auth/tokens.js';
 import type { SendInput } from '../../outbox/send-message.js';
 import type { AgreementSummary } from '../../services/agreements.js';
@@ -31,4 +33,6 @@ export interface LocalApiService {
   createToken(role: TokenRole, label: string): Promise<CreatedToken>;
   revokeToken(id: string): Promise<void>;
   readAudit(from: number, to: number): Promise<AuditRecord[]>;
+  exportAuditBundle(options?: AuditExportOptions): Promise<AuditBundle>;
+  readonly audit: NodeAudit;
 }

@@ -1,0 +1,305 @@
+/**
+ * `pnpm bench:hardening`: a legitimate peer's delivery latency to a node's inbox, without and then
+ * during floods of well-formed but bogus requests (docs/attacks.md, Load). Prints p50 and p99 of
+ * each phase, the ratio of the flooded p99 to the unloaded one, what the flood got back, and how
+ * many bogus requests reached decryption (the node's own inbox counter, which counts only requests
+ * that got past authentication), and writes bench-results/hardening.json. The target is a flooded
+ * p99 within twice the unloaded one.
+ *
+ * The receiving node and the legitimate peer run in this process; the flooder is this file again
+ * in a child process, so it competes for the machine but not for the node's event loop. The flood
+ * is bounded by count and by time. Everything stays on 127.0.0.1.
+ *
+ * The legitimate peer runs on a worker thread of this process (its own event loop, as if on another
+ * machine): it POSTs sealed referrals, signed beforehand with Content-Digest and an RFC 9421
+ * signature, one at a time, every BENCH_INTERVAL_MS; latency is from request to signed receipt.
+ *
+ * Two floods by default: one paced at 1000 requests per second, one as fast as the flooder goes.
+ *
+ * Environment: BENCH_SAMPLES (300 per phase), BENCH_INTERVAL_MS (5), BENCH_FLOOD_MS (3000),
+ * BENCH_FLOOD_MAX (20000), BENCH_FLOOD_CONCURRENCY (32), BENCH_FLOOD_RATES (1000,0).
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Agent, request as httpRequest } from 'node:http';
+import { Worker } from 'node:worker_threads';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { buildReferral, currentEncryptionKey, generateSigningKey, seal, type SigningKeyPair } from '@passerelle/protocol';
+import { contentDigest } from '../src/http/content-digest.js';
+import { signRequest } from '../src/http/message-signatures.js';
+import type { RunningNode } from '../src/running-node.js';
+import { Cluster, coSign, pinEachOther, recordConsent, referralInput } from '../test/harness/cluster.js';
+
+const FLOOD_ARG = '--flood';
+
+interface FloodSpec {
+  port: number;
+  /** Requests per second across all connections; 0 for as fast as possible. */
+  ratePerSecond?: number;
+  templates: { kind: string; headers: Record<string, string>; body: string }[];
+  maxRequests: number;
+  maxMs: number;
+  concurrency: number;
+}
+
+interface FloodResult {
+  sent: number;
+  elapsedMs: number;
+  outcomes: Record<string, number>;
+}
+
+/** The flooder (child process): every template in turn, `concurrency` at a time, until a bound is hit. */
+async function flood(spec: FloodSpec): Promise<void> {
+  const agent = new Agent({ keepAlive: true, maxSockets: spec.concurrency });
+  const outcomes: Record<string, number> = {};
+  const count = (key: string) => (outcomes[key] = (outcomes[key] ?? 0) + 1);
+  let sent = 0;
+  process.stdout.write(`${JSON.stringify({ flooding: true })}\n`);
+  const started = Date.now();
+  const one = (t: FloodSpec['templates'][number]) =>
+    new Promise<void>((done) => {
+      const req = httpRequest({ host: '127.0.0.1', port: spec.port, path: '/inbox', method: 'POST', agent, headers: { ...t.headers, 'content-length': Buffer.byteLength(t.body) } }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          count(`${t.kind} ${res.statusCode}`);
+          done();
+        });
+        res.on('error', () => {
+          count(`${t.kind} error`);
+          done();
+        });
+      });
+      req.on('error', () => {
+        count(`${t.kind} error`);
+        done();
+      });
+      req.end(t.body);
+    });
+  await Promise.all(
+    Array.from({ length: spec.concurrency }, async () => {
+      while (sent < spec.maxRequests && Date.now() - started < spec.maxMs) {
+        const n = sent++;
+        if (spec.ratePerSecond) {
+          const wait = started + (n / spec.ratePerSecond) * 1000 - Date.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        }
+        await one(spec.templates[n % spec.templates.length]!);
+      }
+    }),
+  );
+  agent.destroy();
+  const result: FloodResult = { sent, elapsedMs: Date.now() - started, outcomes };
+  process.stdout.write(`${JSON.stringify({ result })}\n`);
+}
+
+// The legitimate peer's loop, run with `eval` on a worker thread: POST each request in turn,
+// `intervalMs` apart, until told to stop; answers other than 202 are reported as failures.
+const PEER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const http = require('node:http');
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+let stop = false;
+parentPort.on('message', async (msg) => {
+  if (msg.stop) { stop = true; return; }
+  if (msg.close) { agent.destroy(); parentPort.close(); return; }
+  stop = false;
+  const latencies = [];
+  for (const r of msg.requests) {
+    if (stop) break;
+    const started = performance.now();
+    const status = await new Promise((resolve) => {
+      const req = http.request({ host: '127.0.0.1', port: workerData.port, path: '/inbox', method: 'POST', agent, headers: { ...r.headers, 'content-length': Buffer.byteLength(r.body) } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode));
+      });
+      req.on('error', () => resolve(0));
+      req.end(r.body);
+    });
+    if (status !== 202) { parentPort.postMessage({ failed: status }); return; }
+    latencies.push(performance.now() - started);
+    await new Promise((r) => setTimeout(r, workerData.intervalMs));
+  }
+  parentPort.postMessage({ latencies });
+});
+`;
+
+class LegitimatePeer {
+  readonly #worker: Worker;
+  constructor(port: number, intervalMs: number) {
+    this.#worker = new Worker(PEER_SOURCE, { eval: true, workerData: { port, intervalMs } });
+  }
+
+  /** Sends `requests` in turn; stops early once `done()` turns true. Resolves with the latencies. */
+  run(requests: { headers: Record<string, string>; body: string }[], done: () => boolean): Promise<number[]> {
+    return new Promise((resolvePromise, reject) => {
+      const poll = setInterval(() => {
+        if (done()) this.#worker.postMessage({ stop: true });
+      }, 5);
+      this.#worker.once('message', (msg: { latencies?: number[]; failed?: number }) => {
+        clearInterval(poll);
+        if (msg.latencies) resolvePromise(msg.latencies);
+        else reject(new Error(`a legitimate delivery was answered ${msg.failed}`));
+      });
+      this.#worker.postMessage({ requests });
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.#worker.terminate();
+  }
+}
+
+const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+function summary(latencies: number[]) {
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const round = (x: number) => Math.round(x * 100) / 100;
+  return { n: sorted.length, p50: round(percentile(sorted, 50)), p99: round(percentile(sorted, 99)), max: round(sorted.at(-1) ?? Number.NaN) };
+}
+
+async function inboxCounter(node: RunningNode, result: string): Promise<number> {
+  const text = await node.metrics.registry.render();
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('passerelle_inbox_total{') && l.includes(`result="${result}"`))
+    .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+}
+
+async function main(): Promise<void> {
+  const samples = env('BENCH_SAMPLES', 300);
+  const intervalMs = env('BENCH_INTERVAL_MS', 5);
+  const floodMs = env('BENCH_FLOOD_MS', 3000);
+  const floodMax = env('BENCH_FLOOD_MAX', 20_000);
+  const floodConcurrency = env('BENCH_FLOOD_CONCURRENCY', 32);
+  // Flood rates to run, requests per second; 0 floods as fast as the flooder can.
+  const floodRates = (process.env.BENCH_FLOOD_RATES ?? '1000,0').split(',').map(Number);
+  const log = (line: string) => process.stdout.write(`${line}\n`);
+
+  const cluster = new Cluster();
+  try {
+    // The test harness's configuration: fast timers, logging off (a log line per refused request
+    // would measure the log destination as much as the node).
+    const agency = await cluster.start({ name: 'Centre d’accueil Exemple (BE)', country: 'BE' });
+    // The legitimate peer sends more than the default allowance per second; the flood is not charged to it.
+    const partner = await cluster.start({ name: 'Partenaire de réintégration Exemple (SN)', country: 'SN', config: { limits: { peerRateLimit: { burst: 100_000, perSecond: 100_000 } } } });
+    await pinEachOther(agency, partner);
+    const agreementId = await coSign(agency, partner);
+    const consentId = (await recordConsent(agency, [partner.id])).id;
+    const inbox = `${partner.id}/inbox`;
+    const consentRecord = (await agency.store.getConsent(consentId))!.jws;
+    const enc = currentEncryptionKey(partner.identity.document);
+    const sealOne = async () => {
+      const input = referralInput(partner.id, agreementId, consentId);
+      const message = buildReferral({ ...input, from: agency.id, consentRecord, body: input.body as never, data: input.data as never } as Parameters<typeof buildReferral>[0]);
+      return (await seal(message, { signingKey: agency.identity.signingKey(), recipientKey: { ...enc.jwk, kid: enc.kid } })).jwe;
+    };
+    const sealed: string[] = [];
+    for (let i = 0; i < samples * (1 + floodRates.length) + 20; i++) sealed.push(await sealOne());
+
+    const signed = async (jwe: string) => {
+      const h: Record<string, string> = { 'content-type': 'application/jose', 'content-digest': contentDigest(new TextEncoder().encode(jwe)), 'passerelle-sender': agency.id };
+      return { headers: { ...h, ...(await signRequest({ method: 'POST', url: inbox, headers: h, key: agency.identity.signingKey() })) }, body: jwe };
+    };
+    const port = Number(new URL(partner.id).port);
+    const peer = new LegitimatePeer(port, intervalMs);
+    // Warm-up, then the unloaded phase.
+    await peer.run(await Promise.all(sealed.splice(0, 20).map(signed)), () => false);
+    const unloaded = await peer.run(await Promise.all(sealed.splice(0, samples).map(signed)), () => false);
+
+    const stranger = await generateSigningKey();
+    const key = agency.identity.signingKey();
+    const bogusBody = await sealOne();
+    const headers = async (k: SigningKeyPair, sender?: string, created?: number) => {
+      const h: Record<string, string> = { 'content-type': 'application/jose', 'content-digest': contentDigest(new TextEncoder().encode(bogusBody)), ...(sender ? { 'passerelle-sender': sender } : {}) };
+      return { ...h, ...(await signRequest({ method: 'POST', url: inbox, headers: h, key: k, ...(created !== undefined ? { created } : {}) })) };
+    };
+    const spec: FloodSpec = {
+      port,
+      maxRequests: floodMax,
+      maxMs: floodMs,
+      concurrency: floodConcurrency,
+      templates: [
+        { kind: 'unknown-key', headers: await headers(stranger), body: bogusBody },
+        { kind: 'unknown-sender', headers: await headers(stranger, 'https://intrus.example.org'), body: bogusBody },
+        { kind: 'unsigned', headers: { 'content-type': 'application/jose', 'content-digest': 'sha-256=:AAAA:' }, body: bogusBody },
+        { kind: 'wrong-type', headers: { ...(await headers(key)), 'content-type': 'text/plain' }, body: bogusBody },
+        { kind: 'forged-peer-kid', headers: await headers({ ...stranger, kid: key.kid }, agency.id), body: bogusBody },
+        { kind: 'stale-capture', headers: await headers(key, agency.id, Math.floor(Date.now() / 1000) - 3600), body: bogusBody },
+      ],
+    };
+    const specFile = join(tmpdir(), `passerelle-flood-${process.pid}.json`);
+    const root = resolve(import.meta.dirname, '../../..');
+
+    /** One flood from a child process, the legitimate peer delivering throughout. */
+    const floodPhase = async (ratePerSecond: number) => {
+      writeFileSync(specFile, JSON.stringify({ ...spec, ratePerSecond }));
+      const rejectedBefore = await inboxCounter(partner, 'rejected');
+      const child = spawn(process.execPath, ['--conditions=@passerelle/source', '--import', 'tsx', resolve(import.meta.dirname, 'hardening.ts'), FLOOD_ARG, specFile], {
+        cwd: root,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let result: FloodResult | undefined;
+      let flooding = false;
+      const finished = new Promise<void>((r) => child.once('exit', () => r()));
+      createInterface({ input: child.stdout! }).on('line', (line) => {
+        const msg = JSON.parse(line) as { flooding?: boolean; result?: FloodResult };
+        if (msg.flooding) flooding = true;
+        if (msg.result) result = msg.result;
+      });
+      while (!flooding) await new Promise((r) => setTimeout(r, 5));
+      const latencies = await peer.run(await Promise.all(sealed.splice(0, samples).map(signed)), () => result !== undefined);
+      await finished;
+      if (!result) throw new Error('the flooder ended without a result');
+      const l = summary(latencies);
+      return {
+        floodRatePerSecond: ratePerSecond === 0 ? 'as fast as the flooder can' : ratePerSecond,
+        loadedMs: l,
+        p99Ratio: Math.round((l.p99 / u.p99) * 100) / 100,
+        flood: { sent: result.sent, elapsedMs: result.elapsedMs, requestsPerSecond: Math.round((result.sent / result.elapsedMs) * 1000), outcomes: result.outcomes },
+        bogusRequestsDecrypted: (await inboxCounter(partner, 'rejected')) - rejectedBefore,
+      };
+    };
+
+    const u = summary(unloaded);
+    log(`legitimate delivery, unloaded: p50 ${u.p50} ms  p99 ${u.p99} ms  (n=${u.n})`);
+    const phases = [];
+    for (const rate of floodRates) {
+      const phase = await floodPhase(rate);
+      phases.push(phase);
+      const l = phase.loadedMs;
+      log(`flood of ${phase.flood.sent} requests in ${phase.flood.elapsedMs} ms (${phase.flood.requestsPerSecond}/s${rate === 0 ? ', unpaced' : `, paced at ${rate}/s`}), concurrency ${floodConcurrency}`);
+      log(`  legitimate delivery: p50 ${l.p50} ms  p99 ${l.p99} ms  (n=${l.n})  p99 ratio ${phase.p99Ratio} (target ≤ 2)${phase.p99Ratio <= 2 ? '' : ' — above target'}`);
+      log(`  answers: ${Object.entries(phase.flood.outcomes).map(([k, v]) => `${k}: ${v}`).join(', ')}`);
+      log(`  bogus requests that reached decryption: ${phase.bogusRequestsDecrypted}`);
+    }
+    await peer.close();
+    if (loadavg()[0]! > cpus().length) log(`note: load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores — other work was running`);
+    const out = {
+      benchmark: 'hardening-inbox-flood',
+      node: process.version,
+      cpus: cpus().length,
+      // Other work on the machine shows here: the figures mean little when it exceeds the cores.
+      loadAverageAtEnd: loadavg().map((x) => Math.round(x * 100) / 100),
+      config: { samplesPerPhase: samples, intervalMs, floodMs, floodMax, floodConcurrency, floodRates, logLevel: 'silent' },
+      unloadedMs: u,
+      target: { p99Ratio: 2 },
+      phases,
+      at: new Date().toISOString(),
+    };
+    mkdirSync('bench-results', { recursive: true });
+    writeFileSync('bench-results/hardening.json', `${JSON.stringify(out, null, 2)}\n`);
+    if (phases.some((p) => p.bogusRequestsDecrypted !== 0)) process.exitCode = 1;
+  } finally {
+    await cluster.close();
+  }
+}
+
+if (process.argv[2] === FLOOD_ARG) await flood(JSON.parse(readFileSync(process.argv[3]!, 'utf8')) as FloodSpec);
+else await main();
