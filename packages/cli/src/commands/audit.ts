@@ -44,23 +44,17 @@ type VerifyBundleFn = (bundle: unknown, options?: { now?: Date; onProgress?: (do
 type FormatReportFn = (report: AuditReportLike) => string;
 type ExportFn = (options: AuditExportOptions) => Promise<unknown>;
 
-/** The offline verifier, when this build of the protocol package has it. */
-export function bundleVerifier(): { verifyBundle: VerifyBundleFn; formatReport: FormatReportFn | undefined } | undefined {
-  const api = protocol as unknown as Record<string, unknown>;
-  if (typeof api.verifyBundle !== 'function') return undefined;
+/** The offline verifier and its report formatter (packages/protocol/src/audit). */
+export function bundleVerifier(): { verifyBundle: VerifyBundleFn; formatReport: FormatReportFn } {
   return {
-    verifyBundle: api.verifyBundle as VerifyBundleFn,
-    formatReport: typeof api.formatReport === 'function' ? (api.formatReport as FormatReportFn) : undefined,
+    verifyBundle: protocol.verifyBundle as unknown as VerifyBundleFn,
+    formatReport: protocol.formatReport as unknown as FormatReportFn,
   };
 }
 
-/** The node's bundle exporter, when this build of the node has it. */
-export function bundleExporter(node: nodeApi.RunningNode): ExportFn | undefined {
-  const method = (node as unknown as Record<string, unknown>).exportAuditBundle;
-  if (typeof method === 'function') return (options) => (method as ExportFn).call(node, options);
-  const fn = (nodeApi as unknown as Record<string, unknown>).exportAuditBundle;
-  if (typeof fn === 'function') return (options) => (fn as (n: nodeApi.RunningNode, o: AuditExportOptions) => Promise<unknown>)(node, options);
-  return undefined;
+/** The node's bundle exporter. */
+export function bundleExporter(node: nodeApi.RunningNode): ExportFn {
+  return (options) => node.exportAuditBundle(options);
 }
 
 function scopeFrom(ctx: CommandContext): BundleScopeInput {
@@ -118,11 +112,7 @@ const exportCommand: Command = {
     const scope = scopeFrom(ctx);
     const out = ctx.path(reqStr(ctx, 'out', 'audit export'));
     const personalData = flag(ctx, 'with-disclosures') ? 'lawful-full-audit' : 'none';
-    const bundle = await withOfflineNode(dir, async (node) => {
-      const exporter = bundleExporter(node);
-      if (!exporter) throw new ProtocolError('INTERNAL', 'This build of the node cannot export audit bundles yet');
-      return exporter({ scope, personalData });
-    });
+    const bundle = await withOfflineNode(dir, (node) => bundleExporter(node)({ scope, personalData }));
     // 'wx' would refuse to refresh an export; 0600 because a lawful full audit holds personal data.
     await writeFile(out, `${JSON.stringify(bundle)}\n`, { mode: 0o600 });
     const counts = (bundle as { counts?: unknown; attestation?: unknown }).counts;
@@ -161,7 +151,6 @@ export function progressReporter(stream: OutputStream, enabled: boolean): { upda
 /** Verifies a bundle file; resolves to the report (tests and the demo use this directly). */
 export async function verifyBundleFile(file: string, progress?: (p: VerifyProgress) => void): Promise<AuditReportLike> {
   const verifier = bundleVerifier();
-  if (!verifier) throw new ProtocolError('INTERNAL', 'This build of the protocol package has no audit bundle verifier yet');
   const size = (await stat(file)).size;
   if (size > MAX_BUNDLE_BYTES) throw new ProtocolError('TOO_LARGE', 'Bundle file too large');
   let bundle: unknown;
@@ -174,14 +163,8 @@ export async function verifyBundleFile(file: string, progress?: (p: VerifyProgre
   return verifier.verifyBundle(bundle, progress ? { onProgress: (done, total) => progress({ done, total }) } : {});
 }
 
-function fallbackFormat(report: AuditReportLike): string {
-  const lines = [report.ok ? 'Audit bundle: ✓ verified' : `Audit bundle: ✗ ${report.failures.length} failure(s)`];
-  for (const f of report.failures) lines.push(`✗ ${f.object} — ${f.check}: ${f.code} (${f.message})`);
-  return `${lines.join('\n')}\n`;
-}
-
 export function formatAuditReport(report: AuditReportLike): string {
-  return (bundleVerifier()?.formatReport ?? fallbackFormat)(report);
+  return bundleVerifier().formatReport(report);
 }
 
 const verifyCommand: Command = {
