@@ -18,9 +18,10 @@ import { DatabaseSync } from 'node:sqlite';
 import { open as openFile, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { setImmediate as scheduleImmediate } from 'node:timers';
-import type { SQLInputValue, SQLOutputValue, StatementSync } from 'node:sqlite';
+import type { SQLInputValue, StatementSync } from 'node:sqlite';
 import { MessageTypes, ProtocolError } from '@passerelle/protocol';
 import { auditLeafHash, canonicalJson } from './audit-leaf.js';
+import { auditFromRow, checkCount, checkpointFromRow, consentFromRow, inboxFromRow, int, optText, outboxFromRow, peerFromRow, stringArray, text, toMs, tokenFromRow } from './rows.js';
 import { applySqliteMigrations } from './sqlite-migrations.js';
 import type {
   AcceptResult,
@@ -142,56 +143,6 @@ class AsyncMutex {
   }
 }
 
-type Row = Record<string, SQLOutputValue>;
-
-function text(row: Row, column: string): string {
-  const value = row[column];
-  if (typeof value !== 'string') throw new ProtocolError('INTERNAL', `Column ${column} is not text`);
-  return value;
-}
-
-function optText(row: Row, column: string): string | undefined {
-  const value = row[column];
-  return value === null || value === undefined ? undefined : text(row, column);
-}
-
-function int(row: Row, column: string): number {
-  const value = row[column];
-  if (typeof value !== 'number') throw new ProtocolError('INTERNAL', `Column ${column} is not a number`);
-  return value;
-}
-
-function optInt(row: Row, column: string): number | undefined {
-  const value = row[column];
-  return value === null || value === undefined ? undefined : int(row, column);
-}
-
-function stringArray(row: Row, column: string): string[] {
-  const value = JSON.parse(text(row, column)) as unknown;
-  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
-    throw new ProtocolError('INTERNAL', `Column ${column} is not a list of strings`);
-  }
-  return value;
-}
-
-/** Optional record fields are absent, never `undefined`-valued, so records compare cleanly. */
-function compact<T extends object>(record: T): T {
-  for (const key of Object.keys(record) as (keyof T)[]) {
-    if (record[key] === undefined) delete record[key];
-  }
-  return record;
-}
-
-/** Epoch milliseconds of an RFC 3339 timestamp, for comparisons and ordering (see sqlite-migrations.ts). */
-function toMs(timestamp: string, what: string): number {
-  const ms = typeof timestamp === 'string' ? Date.parse(timestamp) : Number.NaN;
-  if (!Number.isFinite(ms)) throw new ProtocolError('MALFORMED', `Invalid timestamp for ${what}`);
-  return ms;
-}
-
-function checkCount(value: number, what: string, min: number): void {
-  if (!Number.isSafeInteger(value) || value < min) throw new ProtocolError('MALFORMED', `Invalid ${what}`);
-}
 
 function unionPurposes(existing: readonly string[], added: readonly string[]): string[] {
   const out = [...existing];
@@ -216,97 +167,6 @@ function filteredQuery(
     params.push(limit);
   }
   return { sql, params };
-}
-
-function peerFromRow(row: Row): PeerRecord {
-  return compact({
-    nodeId: text(row, 'node_id'),
-    fingerprints: stringArray(row, 'fingerprints'),
-    document: optText(row, 'document'),
-    documentVersion: optInt(row, 'document_version'),
-    addedAt: text(row, 'added_at'),
-    updatedAt: text(row, 'updated_at'),
-  });
-}
-
-function consentFromRow(row: Row): ConsentRecordRow {
-  return compact({
-    id: text(row, 'id'),
-    controller: text(row, 'controller'),
-    subject: text(row, 'subject'),
-    jws: text(row, 'jws'),
-    expiresAt: text(row, 'expires_at'),
-    recordedAt: text(row, 'recorded_at'),
-    withdrawnAt: optText(row, 'withdrawn_at'),
-    withdrawnPurposes: stringArray(row, 'withdrawn_purposes'),
-  });
-}
-
-function outboxFromRow(row: Row): OutboxEntry {
-  return compact({
-    id: text(row, 'id'),
-    peer: text(row, 'peer'),
-    type: text(row, 'type'),
-    threadId: text(row, 'thread_id'),
-    consentId: optText(row, 'consent_id'),
-    priority: int(row, 'priority'),
-    jwe: text(row, 'jwe'),
-    digest: text(row, 'digest'),
-    jwt: text(row, 'jwt'),
-    state: text(row, 'state') as OutboxState,
-    attempts: int(row, 'attempts'),
-    nextAttemptAt: text(row, 'next_attempt_at'),
-    expiresAt: text(row, 'expires_at'),
-    createdAt: text(row, 'created_at'),
-    updatedAt: text(row, 'updated_at'),
-    lastError: optText(row, 'last_error'),
-    receipt: optText(row, 'receipt'),
-    problem: optText(row, 'problem'),
-    deliveredAt: optText(row, 'delivered_at'),
-  });
-}
-
-function inboxFromRow(row: Row): InboxEntry {
-  return compact({
-    id: text(row, 'id'),
-    sender: text(row, 'sender'),
-    type: text(row, 'type'),
-    threadId: text(row, 'thread_id'),
-    consentId: optText(row, 'consent_id'),
-    digest: text(row, 'digest'),
-    jwe: optText(row, 'jwe'),
-    sdJwt: optText(row, 'sd_jwt'),
-    jwt: text(row, 'jwt'),
-    categories: stringArray(row, 'categories'),
-    receipt: text(row, 'receipt'),
-    receivedAt: text(row, 'received_at'),
-    erasedAt: optText(row, 'erased_at'),
-  });
-}
-
-function auditFromRow(row: Row): AuditRecord {
-  return {
-    kind: text(row, 'kind'),
-    fields: JSON.parse(text(row, 'fields')) as AuditEvent['fields'],
-    at: text(row, 'at'),
-    index: int(row, 'idx'),
-    leafHash: text(row, 'leaf_hash'),
-  };
-}
-
-function checkpointFromRow(row: Row): CheckpointRecord {
-  return { size: int(row, 'size'), root: text(row, 'root'), at: text(row, 'at'), jws: text(row, 'jws') };
-}
-
-function tokenFromRow(row: Row): TokenRecord {
-  return compact({
-    id: text(row, 'id'),
-    hash: text(row, 'hash'),
-    role: text(row, 'role') as TokenRecord['role'],
-    label: text(row, 'label'),
-    createdAt: text(row, 'created_at'),
-    revokedAt: optText(row, 'revoked_at'),
-  });
 }
 
 export class SqliteStore implements Store {
