@@ -608,9 +608,11 @@ describePostgres('PostgreSQL store', () => {
             return a.enqueue(e, event('outbox.enqueued', ts(1)));
           }),
         );
+        // Settled at once: an enqueue refused while the withdrawal is awaited is then never an unhandled rejection.
+        const settled = Promise.allSettled(enqueues);
         await sleep(Math.random() * 8);
         const cancelled = await b.withdrawConsent(consentId, undefined, ts(2), event('consent.withdrawn', ts(2)));
-        const outcomes = await Promise.allSettled(enqueues);
+        const outcomes = await settled;
         const accepted = outcomes.filter((o): o is PromiseFulfilledResult<OutboxEntry> => o.status === 'fulfilled').map((o) => o.value.id);
         for (const o of outcomes) {
           if (o.status === 'rejected') expect(isProtocolError(o.reason, 'CONSENT_WITHDRAWN')).toBe(true);
