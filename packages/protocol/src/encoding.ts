@@ -1,6 +1,6 @@
 /** Isomorphic byte helpers (no node:* imports; Web APIs only). */
 import { ProtocolError } from './errors.js';
-import { sha256Sync } from './sha256.js';
+import { sha256Sync, sha256b64uText } from './sha256.js';
 
 const encoder = new TextEncoder();
 const strictDecoder = new TextDecoder('utf-8', { fatal: true });
@@ -37,39 +37,103 @@ export function b64u(bytes: Uint8Array): string {
   return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
+/** base64url of the UTF-8 encoding of `text`, without an intermediate byte array on Node. */
+export function b64uText(text: string): string {
+  if (NodeBuffer) return NodeBuffer.from(text, 'utf8').toString('base64url');
+  return b64u(utf8(text));
+}
+
+/**
+ * Checks strict base64url (RFC 7515 §2) without decoding: no padding, no other alphabet, and no
+ * stray bits in the last character, so that one byte string has one serialisation.
+ */
+export function isStrictB64u(text: string): boolean {
+  if (typeof text !== 'string' || text.length % 4 === 1 || !B64URL.test(text)) return false;
+  const rem = text.length % 4;
+  if (rem === 0) return true;
+  const last = B64URL_ALPHABET.indexOf(text[text.length - 1]!);
+  return rem === 2 ? (last & 0x0f) === 0 : (last & 0x03) === 0;
+}
+
 /** Strict base64url decoding (RFC 7515 §2): no padding, no other alphabet, canonical trailing bits. */
 export function fromB64u(text: string): Uint8Array {
-  if (typeof text !== 'string' || !B64URL.test(text) || text.length % 4 === 1) throw new ProtocolError('MALFORMED', 'Invalid base64url');
-  let out: Uint8Array;
+  const bytes = decodeCanonicalB64u(text);
+  if (bytes) return bytes;
+  throw new ProtocolError('MALFORMED', typeof text === 'string' && B64URL.test(text) && text.length % 4 !== 1 ? 'Non-canonical base64url' : 'Invalid base64url');
+}
+
+/** Strict base64url of strict UTF-8 to text (disclosures): MALFORMED on either failing. */
+export function fromB64uText(text: string): string {
+  if (NodeBuffer && typeof text === 'string') {
+    const buf = NodeBuffer.from(text, 'base64url');
+    if (buf.toString('base64url') !== text) fromB64u(text); // throws the precise error
+    // Buffer decodes leniently (invalid sequences become U+FFFD); only then is the strict decoder needed.
+    const decoded = buf.toString('utf8');
+    return decoded.includes('\uFFFD') ? fromUtf8(buf) : decoded;
+  }
+  return fromUtf8(fromB64u(text));
+}
+
+/**
+ * Decodes strict base64url, or returns undefined. On Node the text is decoded and encoded back: text
+ * is canonical exactly when it round-trips, which for long input (ciphertexts) is several times
+ * cheaper than matching the alphabet with a regular expression first.
+ */
+export function decodeCanonicalB64u(text: string): Uint8Array | undefined {
+  if (typeof text !== 'string') return undefined;
   if (NodeBuffer) {
     const buf = NodeBuffer.from(text, 'base64url');
-    out = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
-  } else {
-    const bin = atob(text.replace(/-/g, '+').replace(/_/g, '/'));
-    out = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return buf.toString('base64url') === text ? new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength) : undefined;
   }
-  // Refuse stray bits in the last character so that one byte string has one serialisation.
-  const rem = text.length % 4;
-  if (rem !== 0) {
-    const last = B64URL_ALPHABET.indexOf(text[text.length - 1]!);
-    if ((rem === 2 && (last & 0x0f) !== 0) || (rem === 3 && (last & 0x03) !== 0)) {
-      throw new ProtocolError('MALFORMED', 'Non-canonical base64url');
-    }
-  }
+  if (!isStrictB64u(text)) return undefined;
+  const bin = atob(text.replace(/-/g, '+').replace(/_/g, '/'));
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
   return out;
 }
 
 const B64URL_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
 export function b64uJson(value: unknown): string {
-  return b64u(utf8(JSON.stringify(value)));
+  return b64uText(JSON.stringify(value));
 }
 
 export const MAX_JSON_DEPTH = 32;
 
-/** JSON.parse with a nesting bound checked before parsing, so hostile input cannot exhaust the stack. */
+/**
+ * JSON.parse with a nesting bound. V8's JSON.parse is iterative, so hostile nesting cannot exhaust
+ * the stack while parsing; the bound protects whatever walks the result afterwards. Checking the
+ * parsed value is cheaper than scanning the text first; on invalid JSON the text is scanned so that
+ * over-deep input is TOO_LARGE whether or not it is also malformed.
+ */
 export function parseJson(text: string): unknown {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    if (textDepthExceeds(text)) throw new ProtocolError('TOO_LARGE', 'JSON nested too deeply');
+    throw new ProtocolError('MALFORMED', 'Invalid JSON');
+  }
+  if (!withinDepth(value, 1)) throw new ProtocolError('TOO_LARGE', 'JSON nested too deeply');
+  return value;
+}
+
+/** True when `value` (an object or array counting as depth `depth`) nests no deeper than the bound. */
+function withinDepth(value: unknown, depth: number): boolean {
+  if (value === null || typeof value !== 'object') return true;
+  if (depth > MAX_JSON_DEPTH) return false;
+  if (Array.isArray(value)) {
+    for (const item of value) if (item !== null && typeof item === 'object' && !withinDepth(item, depth + 1)) return false;
+    return true;
+  }
+  for (const key in value) {
+    const item = (value as Record<string, unknown>)[key];
+    if (item !== null && typeof item === 'object' && !withinDepth(item, depth + 1)) return false;
+  }
+  return true;
+}
+
+function textDepthExceeds(text: string): boolean {
   let depth = 0;
   let inString = false;
   for (let i = 0; i < text.length; i++) {
@@ -79,14 +143,10 @@ export function parseJson(text: string): unknown {
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x7b || c === 0x5b) {
-      if (++depth > MAX_JSON_DEPTH) throw new ProtocolError('TOO_LARGE', 'JSON nested too deeply');
+      if (++depth > MAX_JSON_DEPTH) return true;
     } else if (c === 0x7d || c === 0x5d) depth--;
   }
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new ProtocolError('MALFORMED', 'Invalid JSON');
-  }
+  return false;
 }
 
 export function parseJsonObject(text: string): Record<string, unknown> {
@@ -109,7 +169,7 @@ export async function sha256b64u(data: Uint8Array | string): Promise<string> {
 
 /** Synchronous form of sha256b64u, for hot paths where a thread-pool round trip costs more than the hash. */
 export function sha256b64uSync(data: Uint8Array | string): string {
-  return b64u(sha256Sync(typeof data === 'string' ? utf8(data) : data));
+  return typeof data === 'string' ? sha256b64uText(data) : b64u(sha256Sync(data));
 }
 
 // Salts are drawn from a pool refilled from the CSPRNG: one getRandomValues call per 4 KiB instead of

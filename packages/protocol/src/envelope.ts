@@ -3,10 +3,10 @@
  * recipient. `seal` = validate → conceal → sign → encrypt; `open` = decrypt → verify → check claims →
  * reveal → validate. Every step throws a ProtocolError with a stable code.
  */
-import { CompactEncrypt, compactDecrypt } from 'jose';
 import { ProtocolError } from './errors.js';
 import { fromB64u, fromUtf8, parseJsonObject, utf8, sha256b64uSync } from './encoding.js';
-import { JWE_ALG, JWE_ENC, MAX_COMPACT_LENGTH, parseCompactJwe, parseCompactJws } from './jose-policy.js';
+import { MAX_COMPACT_LENGTH, parseCompactJwe, parseCompactJws } from './jose-policy.js';
+import { decryptCompactJwe, encryptCompactJwe } from './jwe.js';
 import { signCompact, verifyParsedSignature } from './jws.js';
 import { cryptoKeyFor, type EncryptionKeyPair, type PublicEncryptionJwk, type PublicSigningJwk, type SigningKeyPair } from './keys.js';
 import { SD_ALG, concealObject, indexDisclosures, joinSdJwt, revealObject, splitSdJwt, type Disclosure } from './sd-jwt.js';
@@ -130,9 +130,11 @@ export interface Sealed {
 export async function seal(message: Message, options: SealOptions): Promise<Sealed> {
   if (!options.recipientKey?.kid || options.recipientKey.crv !== 'X25519') throw new ProtocolError('KEY_INVALID', 'Recipient key must be X25519 with a kid');
   const { sdJwt, jwt } = await signMessage(message, options.signingKey);
-  const jwe = await new CompactEncrypt(utf8(sdJwt))
-    .setProtectedHeader({ alg: JWE_ALG, enc: JWE_ENC, kid: options.recipientKey.kid, typ: ENVELOPE_TYP, cty: ENVELOPE_CTY })
-    .encrypt(await cryptoKeyFor(options.recipientKey, 'ECDH-ES+A256KW'));
+  const jwe = await encryptCompactJwe(utf8(sdJwt), await cryptoKeyFor(options.recipientKey, 'ECDH-ES+A256KW'), {
+    kid: options.recipientKey.kid,
+    typ: ENVELOPE_TYP,
+    cty: ENVELOPE_CTY,
+  });
   return { jwe, digest: sha256b64uSync(jwe), jwt };
 }
 
@@ -175,21 +177,14 @@ export interface Opened extends VerifiedMessage {
 }
 
 export async function open(jwe: string, options: OpenOptions): Promise<Opened> {
-  const { header } = parseCompactJwe(jwe);
+  const parsed = parseCompactJwe(jwe);
+  const { header } = parsed;
   const key = options.decryptionKey(header.kid);
   // Unknown recipient key and failed decryption look the same from outside (one generic error).
   if (!key) throw new ProtocolError('DECRYPTION_FAILED');
   if (header.typ !== undefined && header.typ !== ENVELOPE_TYP) throw new ProtocolError('WRONG_TYPE', 'Unexpected JWE typ');
   if (header.cty !== undefined && header.cty !== ENVELOPE_CTY) throw new ProtocolError('WRONG_TYPE', 'Unexpected JWE cty');
-  let plaintext: Uint8Array;
-  try {
-    ({ plaintext } = await compactDecrypt(jwe, await cryptoKeyFor(key.privateJwk, 'ECDH-ES+A256KW'), {
-      keyManagementAlgorithms: [JWE_ALG],
-      contentEncryptionAlgorithms: [JWE_ENC],
-    }));
-  } catch {
-    throw new ProtocolError('DECRYPTION_FAILED');
-  }
+  const plaintext = await decryptCompactJwe(parsed, await cryptoKeyFor(key.privateJwk, 'ECDH-ES+A256KW'));
   const verified = await verifySdJwtMessage(fromUtf8(plaintext), options);
   return { ...verified, digest: sha256b64uSync(jwe) };
 }

@@ -3,7 +3,7 @@
  * key lookup, decryption or signature work. Everything not listed is refused.
  */
 import { ProtocolError } from './errors.js';
-import { fromB64u, fromUtf8, parseJsonObject } from './encoding.js';
+import { decodeCanonicalB64u, fromB64u, fromUtf8, isStrictB64u, parseJsonObject } from './encoding.js';
 
 export const JWS_ALG = 'EdDSA';
 export const JWE_ALG = 'ECDH-ES+A256KW';
@@ -31,17 +31,6 @@ export interface JweHeader {
   kid: string;
   typ?: string;
   cty?: string;
-}
-
-// jose decodes base64url leniently (stray trailing bits, padding, whitespace), so the segments it
-// decodes are checked for canonical form here: one object has one serialisation and one digest.
-function isCanonicalB64u(segment: string): boolean {
-  try {
-    fromB64u(segment);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function decodeHeader(segment: string): Record<string, unknown> {
@@ -87,13 +76,17 @@ export function parseCompactJws(token: string, expectedTyp?: string | readonly s
     const ok = typeof expectedTyp === 'string' ? header.typ === expectedTyp : expectedTyp.includes(header.typ);
     if (!ok) throw new ProtocolError('WRONG_TYPE', `Unexpected typ ${header.typ.slice(0, 64)}`);
   }
-  if (signatureB64.length !== 86 || !isCanonicalB64u(signatureB64)) throw new ProtocolError('SIGNATURE_INVALID');
+  // Segments must be canonical base64url (no padding, whitespace or stray trailing bits, which lenient
+  // decoders accept): one object has one serialisation and one digest.
+  if (signatureB64.length !== 86 || !isStrictB64u(signatureB64)) throw new ProtocolError('SIGNATURE_INVALID');
   return { header: header as unknown as JwsHeader, protectedB64, payloadB64, signatureB64 };
 }
 
 export interface CompactJwe {
   header: JweHeader;
   parts: [string, string, string, string, string];
+  /** Parts 2 to 5 decoded (each checked canonical): encrypted key, IV, ciphertext, tag. */
+  decoded: { encryptedKey: Uint8Array; iv: Uint8Array; ciphertext: Uint8Array; tag: Uint8Array };
 }
 
 /** Splits and policy-checks a compact JWE without decrypting it. */
@@ -120,6 +113,7 @@ export function parseCompactJwe(token: string): CompactJwe {
   if (parts[1]!.length !== 54 || parts[2]!.length !== 16 || parts[4]!.length !== 22) {
     throw new ProtocolError('DECRYPTION_FAILED');
   }
-  if (!parts.every((part, i) => i === 0 || isCanonicalB64u(part))) throw new ProtocolError('DECRYPTION_FAILED');
-  return { header: header as unknown as JweHeader, parts: parts as CompactJwe['parts'] };
+  const [encryptedKey, iv, ciphertext, tag] = parts.slice(1).map(decodeCanonicalB64u);
+  if (!encryptedKey || !iv || !ciphertext || !tag) throw new ProtocolError('DECRYPTION_FAILED');
+  return { header: header as unknown as JweHeader, parts: parts as CompactJwe['parts'], decoded: { encryptedKey, iv, ciphertext, tag } };
 }

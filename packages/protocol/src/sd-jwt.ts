@@ -4,8 +4,8 @@
  * signed payload; the disclosures travel beside it (inside the encryption) and may be withheld.
  */
 import { ProtocolError } from './errors.js';
-import { b64u, fromB64u, fromUtf8, parseJson, randomB64u, utf8 } from './encoding.js';
-import { sha256Sync } from './sha256.js';
+import { b64u, b64uText, fromB64uText, parseJson, randomBytes } from './encoding.js';
+import { sha256b64uText } from './sha256.js';
 
 export const SD_ALG = 'sha-256';
 const MAX_DISCLOSURES = 512;
@@ -21,11 +21,26 @@ export interface Disclosure {
 }
 
 export function disclosureDigest(encoded: string): string {
-  return b64u(sha256Sync(utf8(encoded)));
+  return sha256b64uText(encoded);
 }
 
-export function makeDisclosure(name: string, value: unknown, salt: string = randomB64u(16)): Disclosure {
-  const encoded = b64u(utf8(JSON.stringify([salt, name, value])));
+/**
+ * Salts of 18 random bytes (144 bits, above RFC 9901 §9.3's 128): a multiple of three bytes is a
+ * whole number of base64url characters, so the salts of a whole message come from one draw and one
+ * encoding, sliced every 24 characters.
+ */
+const SALT_BYTES = 18;
+const SALT_CHARS = 24;
+
+export function randomSalts(count: number): string[] {
+  const text = b64u(randomBytes(SALT_BYTES * count));
+  const salts = new Array<string>(count);
+  for (let i = 0; i < count; i++) salts[i] = text.slice(i * SALT_CHARS, (i + 1) * SALT_CHARS);
+  return salts;
+}
+
+export function makeDisclosure(name: string, value: unknown, salt: string = randomSalts(1)[0]!): Disclosure {
+  const encoded = b64uText(JSON.stringify([salt, name, value]));
   return { encoded, digest: disclosureDigest(encoded), salt, name, value };
 }
 
@@ -35,7 +50,7 @@ export function parseDisclosure(encoded: string): Disclosure {
   }
   let array: unknown;
   try {
-    array = parseJson(fromUtf8(fromB64u(encoded)));
+    array = parseJson(fromB64uText(encoded));
   } catch {
     throw new ProtocolError('DISCLOSURE_INVALID', 'Malformed disclosure');
   }
@@ -53,9 +68,9 @@ export function parseDisclosure(encoded: string): Disclosure {
 
 /** Replaces every property of `fields` with a disclosure; the digests are sorted so order leaks nothing. */
 export function concealObject(fields: Record<string, unknown>): { concealed: { _sd: string[] }; disclosures: Disclosure[] } {
-  const disclosures = Object.entries(fields)
-    .filter(([, value]) => value !== undefined)
-    .map(([name, value]) => makeDisclosure(name, value));
+  const entries = Object.entries(fields).filter(([, value]) => value !== undefined);
+  const salts = randomSalts(entries.length);
+  const disclosures = entries.map(([name, value], i) => makeDisclosure(name, value, salts[i]));
   return { concealed: { _sd: disclosures.map((d) => d.digest).sort() }, disclosures };
 }
 

@@ -3,8 +3,24 @@ import { z } from 'zod';
 
 const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
 
+// A node sees few distinct node ids (itself and its peers) in every message header, consent and
+// receipt, and URL parsing is the costliest check of a header; verdicts are remembered, boundedly.
+const nodeIdVerdicts = new Map<string, boolean>();
+const NODE_ID_MEMO_LIMIT = 1024;
+
 /** A node id is an origin: scheme, host and optional port, nothing else. */
 export function isNodeId(value: string): boolean {
+  if (typeof value !== 'string') return false;
+  let verdict = nodeIdVerdicts.get(value);
+  if (verdict === undefined) {
+    verdict = checkNodeId(value);
+    if (nodeIdVerdicts.size >= NODE_ID_MEMO_LIMIT) nodeIdVerdicts.clear();
+    nodeIdVerdicts.set(value, verdict);
+  }
+  return verdict;
+}
+
+function checkNodeId(value: string): boolean {
   let url: URL;
   try {
     url = new URL(value);

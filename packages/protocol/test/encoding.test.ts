@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { b64u, fromB64u, parseJson, sha256Js, sha256Sync, utf8, ProtocolError, MAX_JSON_DEPTH } from '../src/index.js';
+import { b64u, fromB64u, fromB64uText, parseJson, sha256Js, sha256Sync, sha256Text, sha256b64uText, utf8, ProtocolError, MAX_JSON_DEPTH } from '../src/index.js';
 
 describe('base64url', () => {
   it('round-trips every length and refuses padding, other alphabets and stray bits', () => {
@@ -33,10 +33,41 @@ describe.each([
   });
 });
 
+describe('fromB64uText', () => {
+  it('decodes strict base64url of strict UTF-8, and refuses either being lenient', () => {
+    for (const text of ['', 'a', 'é', '\uFFFD literal replacement character', '😀'.repeat(50)]) {
+      expect(fromB64uText(b64u(utf8(text)))).toBe(text);
+    }
+    const invalidUtf8 = b64u(new Uint8Array([0x61, 0xc3, 0x28]));
+    expect(() => fromB64uText(invalidUtf8)).toThrow(expect.objectContaining({ code: 'MALFORMED', message: 'Invalid UTF-8' }));
+    for (const bad of ['YQ==', 'YR', 'Y Q', 'Y+Q', 'A']) expect(() => fromB64uText(bad), bad).toThrow(expect.objectContaining({ code: 'MALFORMED' }));
+  });
+});
+
+describe('text digests', () => {
+  it('sha256Text and sha256b64uText hash the UTF-8 bytes, on both sides of the native threshold', async () => {
+    for (const n of [0, 1, 55, 56, 200, 511, 512, 513, 5000]) {
+      for (const text of ['a'.repeat(n), 'é€😀'.repeat(n)]) {
+        const expected = new Uint8Array(await crypto.subtle.digest('SHA-256', utf8(text) as Uint8Array<ArrayBuffer>));
+        expect(sha256Text(text), `${n}`).toEqual(expected);
+        expect(sha256b64uText(text), `${n}`).toBe(b64u(expected));
+      }
+    }
+  });
+});
+
 describe('parseJson', () => {
-  it('bounds nesting before parsing', () => {
-    expect(() => parseJson('['.repeat(MAX_JSON_DEPTH + 1) + ']'.repeat(MAX_JSON_DEPTH + 1))).toThrow(expect.objectContaining({ code: 'TOO_LARGE' }));
+  const nested = (depth: number, open = '[', close = ']') => open.repeat(depth) + close.repeat(depth);
+  it('bounds nesting: depth 32 parses, 33 is TOO_LARGE whether or not the text is also malformed', () => {
+    expect(() => parseJson(nested(MAX_JSON_DEPTH))).not.toThrow();
+    expect(() => parseJson(nested(MAX_JSON_DEPTH + 1))).toThrow(expect.objectContaining({ code: 'TOO_LARGE' }));
+    expect(() => parseJson(`{"a":${nested(MAX_JSON_DEPTH)}}`)).toThrow(expect.objectContaining({ code: 'TOO_LARGE' }));
+    expect(() => parseJson(`[${'{"a":'.repeat(MAX_JSON_DEPTH)}1${'}'.repeat(MAX_JSON_DEPTH)}]`)).toThrow(expect.objectContaining({ code: 'TOO_LARGE' }));
+    expect(() => parseJson(`${nested(MAX_JSON_DEPTH + 1)},`)).toThrow(expect.objectContaining({ code: 'TOO_LARGE' }));
+    expect(() => parseJson(nested(100_000))).toThrow(expect.objectContaining({ code: 'TOO_LARGE' }));
+    // Brackets inside strings do not count.
     expect(parseJson('[[["a]]]"]]]')).toEqual([[['a]]]']]]);
+    expect(parseJson(JSON.stringify(['['.repeat(100)]))).toEqual(['['.repeat(100)]);
     expect(() => parseJson('{bad')).toThrow(expect.objectContaining({ code: 'MALFORMED' }));
   });
 });

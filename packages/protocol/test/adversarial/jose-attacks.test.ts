@@ -467,7 +467,8 @@ function respellings(jwe: string): { label: string; token: string }[] {
   const ct = parts[3]!;
   out.push({ label: 'part 3: whitespace inside', token: replacePart(jwe, 3, `${ct.slice(0, 8)} ${ct.slice(8)}`) });
   out.push({ label: 'part 3: line break inside', token: replacePart(jwe, 3, `${ct.slice(0, 8)}\n${ct.slice(8)}`) });
-  out.push({ label: 'part 3: padded', token: replacePart(jwe, 3, ct.length % 4 === 0 ? ct : `${ct}${'='.repeat(4 - (ct.length % 4))}`) });
+  // A lenient decoder ignores padding, including a whole quartet of it after a complete one.
+  out.push({ label: 'part 3: padded', token: replacePart(jwe, 3, `${ct}${'='.repeat(4 - (ct.length % 4))}`) });
   out.push({ label: 'part 4: padded in place of the last characters', token: replacePart(jwe, 4, `${parts[4]!.slice(0, 20)}==`) });
   return out;
 }
