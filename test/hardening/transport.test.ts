@@ -319,6 +319,33 @@ describe('transport: unauthenticated requests cost no cryptography', () => {
     expect(calls.open).toBe(opened + 1);
   });
 
+  it('answers the refusals decided from headers alone the same at the edge (before fastify) as through the route', async () => {
+    const inbox = `${p.partner.id}/inbox`;
+    const sealed = await sealReferral(p.agency, p.partner, p.agreementId, p.consentId);
+    const stranger = await generateSigningKey();
+    const cases: Record<string, Record<string, string>> = {
+      'unknown key': await signedHeaders({ url: inbox, body: sealed.jwe, key: stranger }),
+      'unknown sender': await signedHeaders({ url: inbox, body: sealed.jwe, key: stranger, sender: 'https://intrus.example.org' }),
+      'no signature': { 'content-type': 'application/jose', 'content-digest': 'sha-256=:AAAA:' },
+      'wrong media type': { ...(await signedHeaders({ url: inbox, body: sealed.jwe, key: p.agency.identity.signingKey() })), 'content-type': 'application/json' },
+    };
+    const answer = async (url: string, headers: Record<string, string>) => {
+      const res = await fetch(url, { method: 'POST', headers, body: sealed.jwe });
+      return { status: res.status, type: res.headers.get('content-type'), body: await res.text() };
+    };
+    const opened = calls.open;
+    for (const [kind, headers] of Object.entries(cases)) {
+      // The edge gate takes exactly POST /inbox; with a query string the request goes through fastify's route.
+      const atEdge = await answer(inbox, headers);
+      const viaRoute = await answer(`${inbox}?via=route`, headers);
+      expect(atEdge.status, kind).toBeGreaterThanOrEqual(400);
+      expect(atEdge.type, kind).toMatch(/^application\/problem\+json/);
+      expect(viaRoute, kind).toEqual(atEdge);
+    }
+    expect(calls.open).toBe(opened);
+    expect(await p.partner.store.getInbox(sealed.id)).toBeUndefined();
+  });
+
   it('still rate-limits the authenticated peer itself, before decrypting (429 RATE_LIMITED with Retry-After)', async () => {
     const inbox = `${p.partner.id}/inbox`;
     const opened = calls.open;

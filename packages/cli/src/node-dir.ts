@@ -56,7 +56,9 @@ export async function runningNodeUrl(config: ResolvedConfig): Promise<string | u
   const host = config.listen.host === '0.0.0.0' || config.listen.host === '::' ? '127.0.0.1' : config.listen.host;
   const base = `http://${host.includes(':') ? `[${host}]` : host}:${config.listen.port}`;
   try {
-    const response = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(500), redirect: 'manual' });
+    // Nothing listening is refused at once; a node that is listening but busy gets time to answer,
+    // since taking it for stopped would send the command to its store behind its back.
+    const response = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(3000), redirect: 'manual' });
     await response.body?.cancel();
     return response.ok ? base : undefined;
   } catch {

@@ -21,7 +21,7 @@ import { OutboxWorker } from './outbox/worker.js';
 import { PolicyContext } from './policy/policy-context.js';
 import type { AcceptDeps } from './inbox/accept-inbound.js';
 import { createServer } from './http/server.js';
-import { registerPeerRoutes } from './http/peer-routes.js';
+import { inboxEdgeGate, registerPeerRoutes } from './http/peer-routes.js';
 import { registerOpsRoutes } from './http/ops-routes.js';
 import { registerLocalApi } from './http/local-api/register.js';
 import { TokenBuckets } from './http/token-bucket.js';
@@ -222,15 +222,16 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
       audit: auditLog,
     };
 
-    const app = createServer(config, logger);
-    registerPeerRoutes(app, {
+    const peerDeps = {
       config,
       identity,
       trust,
       buckets: new TokenBuckets(config.limits.peerRateLimit),
       accept: acceptDeps,
       now,
-    });
+    };
+    const app = createServer(config, logger, [inboxEdgeGate(peerDeps)]);
+    registerPeerRoutes(app, peerDeps);
     registerOpsRoutes(app, { store, registry: metrics.registry, workerHealthy: () => worker.healthy(), now });
     registerLocalApi(app, {
       store,

@@ -4,6 +4,7 @@
  * peer's rate limit, body size — all before the body is read — then Content-Digest and the HTTP
  * message signature, and only then decryption and the acceptance path.
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ProtocolError, sha256b64u } from '@passerelle/protocol';
 import type { ResolvedConfig } from '../config.js';
@@ -13,7 +14,7 @@ import { JOSE_CONTENT_TYPE, SENDER_HEADER } from '../net/peer-client.js';
 import { NODE_DOCUMENT_PATH } from '../trust/document-fetcher.js';
 import type { TrustStore } from '../trust/trust-store.js';
 import { verifyRequest } from './message-signatures.js';
-import { sendProblem } from './server.js';
+import { sendProblem, writeProblem, type EdgeGate } from './server.js';
 import { claimedKeyid } from './signature-keyid.js';
 import type { TokenBuckets } from './token-bucket.js';
 
@@ -40,6 +41,59 @@ function mediaType(value: string | undefined): string {
 
 const ASCII = /^[\x21-\x7e]*$/;
 
+type EdgeVerdict = { refuse: ProtocolError; status?: number } | { peer: string } | { refresh: string; keyid: string };
+
+/**
+ * The checks of POST /inbox that need neither the body nor any cryptography, cheapest first. A
+ * pinned peer signing with a key we do not know yet asks for a refresh of its document (async, so
+ * left to the route hook).
+ */
+function edgeCheck(deps: PeerRouteDeps, headers: IncomingHttpHeaders): EdgeVerdict {
+  if (mediaType(headers['content-type']) !== JOSE_CONTENT_TYPE) {
+    return { refuse: new ProtocolError('WRONG_TYPE', `POST ${INBOX_PATH} takes ${JOSE_CONTENT_TYPE}`), status: 415 };
+  }
+  const length = Number(headers['content-length'] ?? '0');
+  if (Number.isFinite(length) && length > deps.config.limits.inboxBodyLimit) return { refuse: new ProtocolError('TOO_LARGE') };
+  if (headers['signature'] === undefined || headers['content-digest'] === undefined) {
+    return { refuse: new ProtocolError('REQUEST_UNAUTHENTICATED', 'Signature, Signature-Input and Content-Digest are required') };
+  }
+  const keyid = claimedKeyid(headers['signature-input']);
+  if (keyid === undefined) return { refuse: new ProtocolError('REQUEST_UNAUTHENTICATED') };
+  const peer = deps.trust.peerForKeyid(keyid);
+  if (peer === undefined) {
+    const hint = headers[SENDER_HEADER];
+    const claimed = typeof hint === 'string' ? hint : undefined;
+    if (claimed === undefined || !deps.trust.isPinned(claimed)) {
+      return { refuse: new ProtocolError(claimed === undefined ? 'REQUEST_UNAUTHENTICATED' : 'PEER_UNKNOWN') };
+    }
+    return { refresh: claimed, keyid };
+  }
+  return allowance(deps, peer);
+}
+
+function allowance(deps: PeerRouteDeps, peer: string): EdgeVerdict {
+  // Checked here, before any cryptography, but only charged once the request is authenticated
+  // (below): the kids in a node document are public, and requests merely claiming a peer's
+  // kid must not use up that peer's allowance and lock the real peer out.
+  const allowed = deps.buckets.peek(peer);
+  if (!allowed.allowed) return { refuse: new ProtocolError('RATE_LIMITED', undefined, { retryAfterSeconds: allowed.retryAfterSeconds }) };
+  return { peer };
+}
+
+/**
+ * The edge gate (server.ts) for POST /inbox: refusals decided from the headers alone are answered
+ * before fastify sees the request; everything else goes on to the route.
+ */
+export function inboxEdgeGate(deps: PeerRouteDeps): EdgeGate {
+  return (req, res) => {
+    if (req.method !== 'POST' || req.url !== INBOX_PATH) return false;
+    const verdict = edgeCheck(deps, req.headers);
+    if (!('refuse' in verdict)) return false;
+    writeProblem(req, res, verdict.refuse, verdict.status !== undefined ? { status: verdict.status } : {});
+    return true;
+  };
+}
+
 export function registerPeerRoutes(app: FastifyInstance, deps: PeerRouteDeps): void {
   app.get(NODE_DOCUMENT_PATH, async (_request, reply) => {
     return reply.header('content-type', 'application/json').header('cache-control', 'max-age=300').send(JSON.stringify(deps.identity.documentJws));
@@ -53,39 +107,19 @@ export function registerPeerRoutes(app: FastifyInstance, deps: PeerRouteDeps): v
     INBOX_PATH,
     {
       bodyLimit: deps.config.limits.inboxBodyLimit,
+      // The same checks as the edge gate, for requests that reach fastify another way (a URL with a
+      // query string) and for the refresh of a rotated peer's document.
       onRequest: async (request, reply) => {
-        const refuse = (error: ProtocolError, status?: number) => sendProblem(reply, error, status !== undefined ? { status } : {});
-        if (mediaType(request.headers['content-type']) !== JOSE_CONTENT_TYPE) {
-          return refuse(new ProtocolError('WRONG_TYPE', `POST ${INBOX_PATH} takes ${JOSE_CONTENT_TYPE}`), 415);
-        }
-        const length = Number(request.headers['content-length'] ?? '0');
-        if (Number.isFinite(length) && length > deps.config.limits.inboxBodyLimit) return refuse(new ProtocolError('TOO_LARGE'));
-        if (request.headers['signature'] === undefined || request.headers['content-digest'] === undefined) {
-          return refuse(new ProtocolError('REQUEST_UNAUTHENTICATED', 'Signature, Signature-Input and Content-Digest are required'));
-        }
-        const keyid = claimedKeyid(request.headers['signature-input']);
-        if (keyid === undefined) return refuse(new ProtocolError('REQUEST_UNAUTHENTICATED'));
-        let peer = deps.trust.peerForKeyid(keyid);
-        if (peer === undefined) {
-          const hint = request.headers[SENDER_HEADER];
-          const claimed = typeof hint === 'string' ? hint : undefined;
-          if (claimed === undefined || !deps.trust.isPinned(claimed)) {
-            return refuse(new ProtocolError(claimed === undefined ? 'REQUEST_UNAUTHENTICATED' : 'PEER_UNKNOWN'));
-          }
+        let verdict = edgeCheck(deps, request.headers);
+        if ('refresh' in verdict) {
           // A pinned peer signing with a key we do not know yet has probably rotated: refresh its
           // document (at most once per interval per peer) and look again.
-          await deps.trust.refresh(claimed, { rateLimited: true }).catch(() => undefined);
-          peer = deps.trust.peerForKeyid(keyid);
-          if (peer !== claimed) return refuse(new ProtocolError('REQUEST_UNAUTHENTICATED'));
+          await deps.trust.refresh(verdict.refresh, { rateLimited: true }).catch(() => undefined);
+          const peer = deps.trust.peerForKeyid(verdict.keyid);
+          verdict = peer === verdict.refresh ? allowance(deps, peer) : { refuse: new ProtocolError('REQUEST_UNAUTHENTICATED') };
         }
-        // Checked here, before any cryptography, but only charged once the request is authenticated
-        // (below): the kids in a node document are public, and requests merely claiming a peer's
-        // kid must not use up that peer's allowance and lock the real peer out.
-        const allowance = deps.buckets.peek(peer);
-        if (!allowance.allowed) {
-          return refuse(new ProtocolError('RATE_LIMITED', undefined, { retryAfterSeconds: allowance.retryAfterSeconds }));
-        }
-        request.peerId = peer;
+        if ('refuse' in verdict) return sendProblem(reply, verdict.refuse, verdict.status !== undefined ? { status: verdict.status } : {});
+        if ('peer' in verdict) request.peerId = verdict.peer;
       },
     },
     async (request: FastifyRequest, reply) => {
