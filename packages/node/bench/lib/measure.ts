@@ -4,6 +4,7 @@
  * bracketing the node run shows how much the limits themselves moved; each limit is the median of
  * its rounds), and finally the checks that every message ended delivered once on both sides.
  */
+import { performance as perf } from 'node:perf_hooks';
 import type { NodeEventMap, Store } from '../../src/index.js';
 import { drive, type DriveResult, type DriveTarget } from './drive.js';
 import { rawPipeline, type RawPipeline } from './raw-pipeline.js';
@@ -42,6 +43,12 @@ export interface SetupResult {
   ratio: number;
   /** Node over SDK pipeline: what the node itself adds. */
   ratioToSdk: number;
+  /**
+   * Where the node run's time went, in this process: CPU in cores (all threads) and the share of
+   * time the event loop was busy. A busy share near 1 means the run was bound by this process's
+   * one JavaScript thread, whatever the other core was doing.
+   */
+  thisProcess: { cpuCores: number; eventLoopBusy: number };
   target: number;
   acceptedPerReceiverInstance: number[];
   duplicatesAnswered: number;
@@ -119,9 +126,18 @@ export async function measure(topology: Topology, options: MeasureOptions, log: 
   log(`${topology.label}: ${options.messages} messages, ${options.concurrency} outstanding`);
   let result: DriveResult;
   const profiler = await startProfiler();
+  const cpuBefore = process.cpuUsage();
+  const eluBefore = perf.eventLoopUtilization();
+  const startedAt = performance.now();
+  let thisProcess: SetupResult['thisProcess'];
   try {
     result = await drive({ senders, messages: options.messages, concurrency: options.concurrency, input });
   } finally {
+    const cpu = process.cpuUsage(cpuBefore);
+    thisProcess = {
+      cpuCores: Math.round(((cpu.user + cpu.system) / 1000 / (performance.now() - startedAt)) * 100) / 100,
+      eventLoopBusy: Math.round(perf.eventLoopUtilization(eluBefore).utilization * 100) / 100,
+    };
     for (const off of offs) off();
     await profiler?.stop(topology.label);
   }
@@ -141,6 +157,7 @@ export async function measure(topology: Topology, options: MeasureOptions, log: 
     sdk: { messagesPerSecond: sdkLimit, rounds: rounds.sdk },
     ratio: Math.round((result.messagesPerSecond / limit) * 1000) / 1000,
     ratioToSdk: Math.round((result.messagesPerSecond / sdkLimit) * 1000) / 1000,
+    thisProcess,
     target: TARGET_RATIO,
     acceptedPerReceiverInstance: accepted,
     duplicatesAnswered: duplicates,
@@ -157,6 +174,10 @@ export function printResult(r: SetupResult, log: (line: string) => void): void {
   log(`  raw limit ${r.raw.messagesPerSecond} msgs/s  (jose alone: seal+open+receipt sign+verify; rounds ${r.raw.rounds.join(', ')})`);
   log(`  sdk limit ${r.sdk.messagesPerSecond} msgs/s  (SDK build+seal+open+receipt sign+verify; rounds ${r.sdk.rounds.join(', ')})`);
   log(`  ratio     ${r.ratio} of the raw limit (target ≥ ${r.target})${r.ratio >= r.target ? '' : '  BELOW TARGET'}; ${r.ratioToSdk} of the SDK limit`);
+  // Only meaningful when the nodes run here; otherwise this process merely drives them.
+  if (r.thisProcess.eventLoopBusy >= 0.2) {
+    log(`  this process during the run: ${r.thisProcess.cpuCores} cores of CPU, event loop busy ${Math.round(r.thisProcess.eventLoopBusy * 100)} % of the time`);
+  }
   if (r.node.sentPerInstance.length > 1 || r.acceptedPerReceiverInstance.length > 1) {
     log(`  spread    sent per sender instance ${r.node.sentPerInstance.join('/')}, accepted per receiver instance ${r.acceptedPerReceiverInstance.join('/')}`);
   }

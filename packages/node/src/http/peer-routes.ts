@@ -6,7 +6,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ProtocolError, sha256b64u } from '@passerelle/protocol';
+import { ProtocolError, sha256b64uSync } from '@passerelle/protocol';
 import type { ResolvedConfig } from '../config.js';
 import type { NodeIdentity } from '../identity/node-identity.js';
 import { acceptInbound, MessageRejected, type AcceptDeps } from '../inbox/accept-inbound.js';
@@ -147,7 +147,9 @@ export function registerPeerRoutes(app: FastifyInstance, deps: PeerRouteDeps): v
       const jwe = body.toString('latin1');
       if (!ASCII.test(jwe)) return sendProblem(reply, new ProtocolError('MALFORMED', 'A compact JWE is ASCII'));
       try {
-        const accepted = await acceptInbound(deps.accept, jwe, peer, await sha256b64u(body));
+        // Hashed synchronously (native, some microseconds): an asynchronous digest would put the
+        // request back in the event loop's queue, behind whatever else is waiting there.
+        const accepted = await acceptInbound(deps.accept, jwe, peer, sha256b64uSync(body));
         return reply.code(202).header('content-type', 'application/json').send(JSON.stringify({ receipt: accepted.receipt }));
       } catch (e) {
         if (e instanceof MessageRejected) return sendProblem(reply, e, e.receipt ? { receipt: e.receipt } : {});
