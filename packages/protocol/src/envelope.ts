@@ -186,7 +186,9 @@ export async function open(jwe: string, options: OpenOptions): Promise<Opened> {
   if (header.cty !== undefined && header.cty !== ENVELOPE_CTY) throw new ProtocolError('WRONG_TYPE', 'Unexpected JWE cty');
   const plaintext = await decryptCompactJwe(parsed, await cryptoKeyFor(key.privateJwk, 'ECDH-ES+A256KW'));
   const verified = await verifySdJwtMessage(fromUtf8(plaintext), options);
-  return { ...verified, digest: sha256b64uSync(jwe) };
+  // Computed on first use: a node already hashed the request body it received.
+  let digest: string | undefined;
+  return Object.defineProperty(verified, 'digest', { enumerable: true, get: () => (digest ??= sha256b64uSync(jwe)) }) as Opened;
 }
 
 /**
@@ -262,9 +264,9 @@ async function verifyMessageJwt(jwt: string, disclosures: string[], options: Ver
     if (!s || !Array.isArray(s._sd) || s._sd.length === 0 || Object.keys(s).length !== 1) {
       throw new ProtocolError('SCHEMA_INVALID', `data.${category.slice(0, 32)} must hold only a non-empty _sd array`);
     }
-    const before = new Set(used);
-    data[category] = revealObject(section, index, used);
-    disclosedDigests[category] = Object.fromEntries([...used].filter((d) => !before.has(d)).map((d) => [index.get(d)!.name, d]));
+    const matched: Record<string, string> = {};
+    data[category] = revealObject(section, index, used, matched);
+    disclosedDigests[category] = matched;
   }
   const header = claimsToHeader(p);
   const def = definitionOf(type);

@@ -103,7 +103,13 @@ export interface RevealResult {
  * Puts disclosed properties back into a concealed object (RFC 9901 §7.1 steps 3-5). Every disclosure
  * must match exactly one digest of this object; digests without a disclosure are simply withheld.
  */
-export function revealObject(concealed: unknown, disclosures: ReadonlyMap<string, Disclosure>, used: Set<string>): Record<string, unknown> {
+export function revealObject(
+  concealed: unknown,
+  disclosures: ReadonlyMap<string, Disclosure>,
+  used: Set<string>,
+  /** Receives each field disclosed here with the digest it matched. */
+  matched?: Record<string, string>,
+): Record<string, unknown> {
   if (!concealed || typeof concealed !== 'object' || Array.isArray(concealed)) {
     throw new ProtocolError('SCHEMA_INVALID', 'Expected a concealed object');
   }
@@ -120,6 +126,7 @@ export function revealObject(concealed: unknown, disclosures: ReadonlyMap<string
     if (Object.hasOwn(out, disclosure.name)) throw new ProtocolError('DISCLOSURE_INVALID', 'Disclosed claim already present');
     used.add(digest);
     out[disclosure.name] = disclosure.value;
+    if (matched) matched[disclosure.name] = digest;
   }
   return out;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { b64u, fromB64u, fromB64uText, parseJson, sha256Js, sha256Sync, sha256Text, sha256b64uText, utf8, ProtocolError, MAX_JSON_DEPTH } from '../src/index.js';
+import { b64u, fromB64u, fromB64uText, fromUtf8, parseJson, sha256Js, sha256Sync, sha256Text, sha256b64uText, utf8, ProtocolError, MAX_JSON_DEPTH } from '../src/index.js';
 
 describe('base64url', () => {
   it('round-trips every length and refuses padding, other alphabets and stray bits', () => {
@@ -30,6 +30,19 @@ describe.each([
       const data = crypto.getRandomValues(new Uint8Array(n));
       expect(sha256Sync(data)).toEqual(new Uint8Array(await crypto.subtle.digest('SHA-256', data)));
     }
+  });
+});
+
+describe('fromUtf8', () => {
+  it('decodes valid UTF-8 (a genuine U+FFFD included) and refuses every invalid sequence', () => {
+    for (const text of ['', 'abc', 'é€😀', '\uFFFD', 'a\uFFFDb']) expect(fromUtf8(utf8(text))).toBe(text);
+    const invalid = [[0xc3], [0xc3, 0x28], [0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xff], [0x61, 0xe2, 0x82]];
+    for (const bytes of invalid) {
+      expect(() => fromUtf8(new Uint8Array(bytes)), bytes.join(',')).toThrow(expect.objectContaining({ code: 'MALFORMED', message: 'Invalid UTF-8' }));
+    }
+    // A view into a larger buffer decodes only its own bytes.
+    const big = utf8('xxhelloxx');
+    expect(fromUtf8(big.subarray(2, 7))).toBe('hello');
   });
 });
 
