@@ -16,6 +16,7 @@ import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { Agreement, AgreementTermination } from '../src/agreement.js';
+import { AUDIT_BUNDLE_FORMAT, AuditBundle } from '../src/audit/bundle.js';
 import { Checkpoint, CHECKPOINT_TYP } from '../src/audit/checkpoint.js';
 import { ConsentRecord } from '../src/consent.js';
 import { errorCodes } from '../src/errors.js';
@@ -191,6 +192,15 @@ export function schemaEntries(): SchemaEntry[] {
       title: 'Passerelle audit-log checkpoint',
       description: `Payload of a signed audit-log checkpoint (compact JWS, typ ${CHECKPOINT_TYP}). An empty log (size 0) has the empty-tree root (RFC 9162 §2.1.1).`,
       schema: Checkpoint,
+    },
+    {
+      name: 'audit-bundle',
+      title: 'Passerelle audit bundle',
+      description:
+        `An audit bundle (format ${AUDIT_BUNDLE_FORMAT}), the file an auditor verifies offline: node documents with their key history, ` +
+        'agreements, consent records, the signed parts of messages (disclosures only in a lawful full audit), receipts, log records, ' +
+        'checkpoints and proofs, with the exporter’s attestation (spec/audit.md §4). The verifier’s cross-checks are not expressible here.',
+      schema: AuditBundle,
     },
   );
   return entries;
