@@ -3,7 +3,9 @@ import { ProtocolError } from './errors.js';
 import { sha256Sync, sha256b64uText } from './sha256.js';
 
 const encoder = new TextEncoder();
-const strictDecoder = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM keeps a leading U+FEFF in the text, as Node's decoder does: both paths must give the same
+// text (a JSON text starting with a BOM is then refused everywhere, RFC 8259 §8.1).
+const strictDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export function utf8(text: string): Uint8Array {
   return encoder.encode(text);

@@ -40,6 +40,11 @@ describe('fromUtf8', () => {
     for (const bytes of invalid) {
       expect(() => fromUtf8(new Uint8Array(bytes)), bytes.join(',')).toThrow(expect.objectContaining({ code: 'MALFORMED', message: 'Invalid UTF-8' }));
     }
+    // A leading byte-order mark is kept by both decoders (the strict one runs when U+FFFD appears),
+    // so a JSON text behind a BOM is refused the same way whichever decodes it.
+    expect(fromUtf8(utf8('\uFEFF{}'))).toBe('\uFEFF{}');
+    expect(fromUtf8(utf8('\uFEFF\uFFFD'))).toBe('\uFEFF\uFFFD');
+    expect(() => parseJson(fromUtf8(utf8('\uFEFF{}')))).toThrow(expect.objectContaining({ code: 'MALFORMED' }));
     // A view into a larger buffer decodes only its own bytes.
     const big = utf8('xxhelloxx');
     expect(fromUtf8(big.subarray(2, 7))).toBe('hello');
