@@ -4,8 +4,7 @@
  * signed payload; the disclosures travel beside it (inside the encryption) and may be withheld.
  */
 import { ProtocolError } from './errors.js';
-import { b64u, b64uText, fromB64uText, parseJson, randomBytes } from './encoding.js';
-import { sha256b64uText } from './sha256.js';
+import { b64u, b64uText, fromB64uText, parseJson, randomBytes, sha256b64uText } from './encoding.js';
 
 export const SD_ALG = 'sha-256';
 const MAX_DISCLOSURES = 512;

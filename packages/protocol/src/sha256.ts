@@ -116,30 +116,9 @@ export function sha256Text(text: string): Uint8Array {
 }
 
 /**
- * base64url(SHA-256(UTF-8(text))), the digest form of disclosures and envelopes. Node's one-shot hash
- * takes the string and returns base64url directly, about half a microsecond for a disclosure,
- * several times cheaper than hashing in JavaScript and encoding separately.
+ * Node's one-shot hash of a string straight to base64url (used by sha256b64uText in encoding.ts),
+ * or undefined where the platform has none.
  */
-export const sha256b64uText: (text: string) => string = native?.hash
+export const sha256NativeB64u: ((text: string) => string) | undefined = native?.hash
   ? (text) => native.hash!('sha256', text, 'base64url')
-  : (text) => b64uOf(sha256Text(text));
-
-const B64U = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-// A local encoder keeps this module free of imports (encoding.ts imports it).
-function b64uOf(bytes: Uint8Array): string {
-  let out = '';
-  let i = 0;
-  for (; i + 2 < bytes.length; i += 3) {
-    const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
-    out += B64U[n >>> 18]! + B64U[(n >>> 12) & 63]! + B64U[(n >>> 6) & 63]! + B64U[n & 63]!;
-  }
-  const rest = bytes.length - i;
-  if (rest === 1) {
-    const n = bytes[i]! << 16;
-    out += B64U[n >>> 18]! + B64U[(n >>> 12) & 63]!;
-  } else if (rest === 2) {
-    const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8);
-    out += B64U[n >>> 18]! + B64U[(n >>> 12) & 63]! + B64U[(n >>> 6) & 63]!;
-  }
-  return out;
-}
+  : undefined;

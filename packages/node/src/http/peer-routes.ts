@@ -4,7 +4,7 @@
  * peer's rate limit, body size — all before the body is read — then Content-Digest and the HTTP
  * message signature, and only then decryption and the acceptance path.
  */
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ProtocolError, sha256b64uSync } from '@passerelle/protocol';
 import type { ResolvedConfig } from '../config.js';
@@ -80,6 +80,9 @@ function allowance(deps: PeerRouteDeps, peer: string): EdgeVerdict {
   return { peer };
 }
 
+/** Verdicts of requests the edge gate let through, so that the route does not decide them again. */
+const passedAtEdge = new WeakMap<IncomingMessage, EdgeVerdict>();
+
 /**
  * The edge gate (server.ts) for POST /inbox: refusals decided from the headers alone are answered
  * before fastify sees the request; everything else goes on to the route.
@@ -88,7 +91,10 @@ export function inboxEdgeGate(deps: PeerRouteDeps): EdgeGate {
   return (req, res) => {
     if (req.method !== 'POST' || req.url !== INBOX_PATH) return false;
     const verdict = edgeCheck(deps, req.headers);
-    if (!('refuse' in verdict)) return false;
+    if (!('refuse' in verdict)) {
+      passedAtEdge.set(req, verdict);
+      return false;
+    }
     writeProblem(req, res, verdict.refuse, verdict.status !== undefined ? { status: verdict.status } : {});
     return true;
   };
@@ -107,10 +113,10 @@ export function registerPeerRoutes(app: FastifyInstance, deps: PeerRouteDeps): v
     INBOX_PATH,
     {
       bodyLimit: deps.config.limits.inboxBodyLimit,
-      // The same checks as the edge gate, for requests that reach fastify another way (a URL with a
-      // query string) and for the refresh of a rotated peer's document.
+      // The edge gate's verdict, or the same checks for requests that reach fastify another way (a
+      // URL with a query string); and the refresh of a rotated peer's document.
       onRequest: async (request, reply) => {
-        let verdict = edgeCheck(deps, request.headers);
+        let verdict = passedAtEdge.get(request.raw) ?? edgeCheck(deps, request.headers);
         if ('refresh' in verdict) {
           // A pinned peer signing with a key we do not know yet has probably rotated: refresh its
           // document (at most once per interval per peer) and look again.

@@ -25,13 +25,20 @@ function unreadBodyTooLong(raw: IncomingMessage): boolean {
   return declared === undefined || !(Number(declared) <= DRAIN_LIMIT_BYTES);
 }
 
-export function sendProblem(reply: FastifyReply, error: ProtocolError, options: { status?: number; receipt?: string } = {}): FastifyReply {
+/** Status, extra headers and body of a refusal: one answer whether fastify or the edge gate sends it. */
+function problemAnswer(raw: IncomingMessage, error: ProtocolError, options: { status?: number; receipt?: string }) {
   const problem = problemFrom(error, options);
-  if (unreadBodyTooLong(reply.request.raw)) reply.header('connection', 'close');
+  const headers: Record<string, string> = {};
+  if (unreadBodyTooLong(raw)) headers.connection = 'close';
   if (error.code === 'RATE_LIMITED' && typeof error.details?.retryAfterSeconds === 'number') {
-    reply.header('retry-after', String(error.details.retryAfterSeconds));
+    headers['retry-after'] = String(error.details.retryAfterSeconds);
   }
-  return reply.code(problem.status).header('content-type', PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem));
+  return { status: problem.status, headers, body: JSON.stringify(problem) };
+}
+
+export function sendProblem(reply: FastifyReply, error: ProtocolError, options: { status?: number; receipt?: string } = {}): FastifyReply {
+  const { status, headers, body } = problemAnswer(reply.request.raw, error, options);
+  return reply.code(status).headers(headers).header('content-type', PROBLEM_CONTENT_TYPE).send(body);
 }
 
 /** fastify's own errors (body too large, bad content type, unparseable JSON) as protocol codes. */
@@ -85,13 +92,9 @@ export type EdgeGate = (req: IncomingMessage, res: ServerResponse) => boolean;
 
 /** Answers a refused request at the edge, with the same document and headers as sendProblem. */
 export function writeProblem(req: IncomingMessage, res: ServerResponse, error: ProtocolError, options: { status?: number } = {}): void {
-  const problem = problemFrom(error, options);
-  const body = JSON.stringify(problem);
+  const { status, headers, body } = problemAnswer(req, error, options);
   // The charset fastify adds to a string payload, so that both paths answer byte for byte alike.
-  const headers: Record<string, string> = { 'content-type': `${PROBLEM_CONTENT_TYPE}; charset=utf-8`, 'content-length': String(Buffer.byteLength(body)) };
-  if (unreadBodyTooLong(req)) headers.connection = 'close';
-  if (error.code === 'RATE_LIMITED' && typeof error.details?.retryAfterSeconds === 'number') headers['retry-after'] = String(error.details.retryAfterSeconds);
-  res.writeHead(problem.status, headers);
+  res.writeHead(status, { ...headers, 'content-type': `${PROBLEM_CONTENT_TYPE}; charset=utf-8`, 'content-length': String(Buffer.byteLength(body)) });
   res.end(body);
 }
 
