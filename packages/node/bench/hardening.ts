@@ -133,19 +133,24 @@ async function flood(spec: FloodSpec): Promise<void> {
   process.stdout.write(`${JSON.stringify({ result })}\n`);
 }
 
-// The legitimate peer's loop, run with `eval` on a worker thread: POST each request in turn,
-// `intervalMs` apart, until told to stop; answers other than 202 are reported as failures.
+// The legitimate peer's loop, run with `eval` on a worker thread. Each phase's requests are handed
+// over first (`load`), so they live in the worker's heap rather than the node's; then `run` POSTs
+// them in turn, `intervalMs` apart, until told to stop; answers other than 202 are reported.
 const PEER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const http = require('node:http');
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 let stop = false;
+let loaded = [];
 parentPort.on('message', async (msg) => {
   if (msg.stop) { stop = true; return; }
   if (msg.close) { agent.destroy(); parentPort.close(); return; }
+  if (msg.load) { loaded = msg.load; parentPort.postMessage({ loaded: loaded.length }); return; }
   stop = false;
   const latencies = [];
-  for (const r of msg.requests) {
+  const requests = loaded;
+  loaded = [];
+  for (const r of requests) {
     if (stop) break;
     const started = performance.now();
     const status = await new Promise((resolve) => {
@@ -170,8 +175,16 @@ class LegitimatePeer {
     this.#worker = new Worker(PEER_SOURCE, { eval: true, workerData: { port, intervalMs } });
   }
 
-  /** Sends `requests` in turn; stops early once `done()` turns true. Resolves with the latencies. */
-  run(requests: { headers: Record<string, string>; body: string }[], done: () => boolean): Promise<number[]> {
+  /** Hands the next phase's requests to the worker; the caller drops its own copies. */
+  load(requests: { headers: Record<string, string>; body: string }[]): Promise<void> {
+    return new Promise((resolvePromise) => {
+      this.#worker.once('message', () => resolvePromise());
+      this.#worker.postMessage({ load: requests });
+    });
+  }
+
+  /** Sends the loaded requests in turn; stops early once `done()` turns true. Resolves with the latencies. */
+  run(done: () => boolean): Promise<number[]> {
     return new Promise((resolvePromise, reject) => {
       const poll = setInterval(() => {
         if (done()) this.#worker.postMessage({ stop: true });
@@ -181,7 +194,7 @@ class LegitimatePeer {
         if (msg.latencies) resolvePromise(msg.latencies);
         else reject(new Error(`a legitimate delivery was answered ${msg.failed}`));
       });
-      this.#worker.postMessage({ requests });
+      this.#worker.postMessage({ run: true });
     });
   }
 
@@ -240,17 +253,23 @@ async function main(): Promise<void> {
       const message = buildReferral({ ...input, from: agency.id, consentRecord, body: input.body as never, data: input.data as never } as Parameters<typeof buildReferral>[0]);
       return (await seal(message, { signingKey: agency.identity.signingKey(), recipientKey: { ...enc.jwk, kid: enc.kid } })).jwe;
     };
-    const sealed: string[] = [];
-    for (let i = 0; i < rounds * samples * (1 + floodRates.length) + 20; i++) sealed.push(await sealOne());
-
     const signed = async (jwe: string) => {
       const h: Record<string, string> = { 'content-type': 'application/jose', 'content-digest': contentDigest(new TextEncoder().encode(jwe)), 'passerelle-sender': agency.id };
       return { headers: { ...h, ...(await signRequest({ method: 'POST', url: inbox, headers: h, key: agency.identity.signingKey() })) }, body: jwe };
     };
     const port = Number(new URL(partner.id).port);
     const peer = new LegitimatePeer(port, intervalMs);
+    // Each phase's deliveries are sealed and signed before the phase starts and handed to the peer's
+    // worker: they are the peer's data, and a node does not hold another organisation's outgoing
+    // messages in its heap (thousands of them held here would only slow this node's collector).
+    const loadPhase = async (count: number) => {
+      const requests = [];
+      for (let i = 0; i < count; i++) requests.push(await signed(await sealOne()));
+      await peer.load(requests);
+    };
     // Warm-up; the unloaded phases run in the rounds below.
-    await peer.run(await Promise.all(sealed.splice(0, 20).map(signed)), () => false);
+    await loadPhase(20);
+    await peer.run(() => false);
 
     const stranger = await generateSigningKey();
     const key = agency.identity.signingKey();
@@ -278,6 +297,7 @@ async function main(): Promise<void> {
 
     /** One flood from a child process, the legitimate peer delivering throughout. */
     const floodPhase = async (ratePerSecond: number, unloadedP99: number) => {
+      await loadPhase(samples);
       writeFileSync(specFile, JSON.stringify({ ...spec, ratePerSecond }));
       const rejectedBefore = await inboxCounter(partner, 'rejected');
       const child = spawn(process.execPath, ['--conditions=@passerelle/source', '--import', 'tsx', resolve(import.meta.dirname, 'hardening.ts'), FLOOD_ARG, specFile], {
@@ -293,7 +313,7 @@ async function main(): Promise<void> {
         if (msg.result) result = msg.result;
       });
       while (!flooding) await new Promise((r) => setTimeout(r, 5));
-      const latencies = await peer.run(await Promise.all(sealed.splice(0, samples).map(signed)), () => result !== undefined);
+      const latencies = await peer.run(() => result !== undefined);
       await finished;
       if (!result) throw new Error('the flooder ended without a result');
       const l = summary(latencies);
@@ -312,7 +332,8 @@ async function main(): Promise<void> {
     const unloadedRounds = [];
     const phasesByRate = floodRates.map(() => [] as Awaited<ReturnType<typeof floodPhase>>[]);
     for (let r = 0; r < rounds; r++) {
-      const u = summary(await peer.run(await Promise.all(sealed.splice(0, samples).map(signed)), () => false));
+      await loadPhase(samples);
+      const u = summary(await peer.run(() => false));
       unloadedRounds.push(u);
       log(`round ${r + 1}/${rounds}: legitimate delivery, unloaded: p50 ${u.p50} ms  p99 ${u.p99} ms  (n=${u.n})`);
       for (const [i, rate] of floodRates.entries()) {
