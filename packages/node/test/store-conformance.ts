@@ -362,6 +362,12 @@ export function describeStoreConformance(name: string, factory: () => Promise<St
         expect(entry).toEqual({ ...input, state: 'queued', attempts: 0, createdAt: ts(3), updatedAt: ts(3), nextAttemptAt: ts(3) });
         expect(await store.getOutbox(input.id)).toEqual(entry);
         expect(await store.getOutbox('missing')).toBeUndefined();
+        // The optional columns set at enqueue (an entry imported already delivered) and no consent.
+        const { consentId: _omitted, ...noConsent } = await newOutbox({ lastError: '', receipt: 'r.e.c', problem: '{}', deliveredAt: ts(4), nextAttemptAt: ts(5) });
+        const other = await store.enqueue(noConsent, event('outbox.enqueued', ts(3)));
+        expect(other).toMatchObject({ nextAttemptAt: ts(5), lastError: '', receipt: 'r.e.c' });
+        expect(other).not.toHaveProperty('consentId');
+        expect(await store.getOutbox(noConsent.id)).toEqual(other);
         const [record] = await store.readAudit(0, 1);
         expect(record).toMatchObject({ index: 0, kind: 'outbox.enqueued', fields: { id: input.id, peer: PEER_B }, at: ts(3) });
 
@@ -584,6 +590,20 @@ export function describeStoreConformance(name: string, factory: () => Promise<St
         expect(await store.getInbox('missing')).toBeUndefined();
         expect(await store.auditSize()).toBe(2);
         expect((await store.readAudit(1, 2))[0]).toMatchObject({ index: 1, kind: 'inbox.accepted', fields: { id: input.id } });
+      });
+
+      it('returns the stored entry as a later read gives it, with and without the optional fields', async () => {
+        const { consentId: _omitted, ...bare } = await newInbound({ categories: ['identification'] });
+        const full = await newInbound({ erasedAt: ts(9) });
+        delete full.jwe;
+        delete full.sdJwt;
+        for (const input of [bare, full]) {
+          const result = await store.acceptInbound(input, event('inbox.accepted', ts(1), { id: input.id }), receiptMaker().make);
+          expect(result.status).toBe('stored');
+          expect(await store.getInbox(input.id)).toEqual(result.entry);
+          input.categories.push('mutated-after-the-call');
+          expect(result.entry.categories).not.toContain('mutated-after-the-call');
+        }
       });
 
       it('answers a duplicate with the original entry and receipt, and records nothing', async () => {

@@ -3,7 +3,7 @@
  * columns, so one mapping keeps the two implementations returning identical records.
  */
 import { ProtocolError } from '@passerelle/protocol';
-import type { AuditEvent, AuditRecord, CheckpointRecord, ConsentRecordRow, InboxEntry, OutboxEntry, OutboxState, PeerRecord, TokenRecord } from './types.js';
+import type { AuditEvent, AuditRecord, CheckpointRecord, ConsentRecordRow, InboxEntry, NewOutboxEntry, OutboxEntry, OutboxState, PeerRecord, TokenRecord } from './types.js';
 
 export type Row = Record<string, unknown>;
 
@@ -103,6 +103,53 @@ export function outboxFromRow(row: Row): OutboxEntry {
     receipt: optText(row, 'receipt'),
     problem: optText(row, 'problem'),
     deliveredAt: optText(row, 'delivered_at'),
+  });
+}
+
+/**
+ * The record an enqueue has just written, built from what it wrote instead of read back: the
+ * same fields, in the same order, as outboxFromRow gives for the new row.
+ */
+export function newOutboxRecord(entry: NewOutboxEntry, at: string, nextAttemptAt: string): OutboxEntry {
+  return compact({
+    id: entry.id,
+    peer: entry.peer,
+    type: entry.type,
+    threadId: entry.threadId,
+    consentId: entry.consentId,
+    priority: entry.priority,
+    jwe: entry.jwe,
+    digest: entry.digest,
+    jwt: entry.jwt,
+    state: 'queued' as const,
+    attempts: 0,
+    nextAttemptAt,
+    expiresAt: entry.expiresAt,
+    createdAt: at,
+    updatedAt: at,
+    lastError: entry.lastError,
+    receipt: entry.receipt,
+    problem: entry.problem,
+    deliveredAt: entry.deliveredAt,
+  });
+}
+
+/** The record acceptInbound has just stored, likewise built from what it wrote (see inboxFromRow). */
+export function storedInboxRecord(entry: Omit<InboxEntry, 'receipt'>, receipt: string): InboxEntry {
+  return compact({
+    id: entry.id,
+    sender: entry.sender,
+    type: entry.type,
+    threadId: entry.threadId,
+    consentId: entry.consentId,
+    digest: entry.digest,
+    jwe: entry.jwe,
+    sdJwt: entry.sdJwt,
+    jwt: entry.jwt,
+    categories: [...entry.categories],
+    receipt,
+    receivedAt: entry.receivedAt,
+    erasedAt: entry.erasedAt,
   });
 }
 

@@ -21,7 +21,7 @@ import { setImmediate as scheduleImmediate } from 'node:timers';
 import type { SQLInputValue, StatementSync } from 'node:sqlite';
 import { MessageTypes, ProtocolError } from '@passerelle/protocol';
 import { auditLeafHash, canonicalJson } from './audit-leaf.js';
-import { auditFromRow, checkCount, checkpointFromRow, consentFromRow, inboxFromRow, int, optText, outboxFromRow, peerFromRow, stringArray, text, toMs, tokenFromRow } from './rows.js';
+import { auditFromRow, checkCount, checkpointFromRow, consentFromRow, inboxFromRow, int, newOutboxRecord, optText, outboxFromRow, peerFromRow, storedInboxRecord, stringArray, text, toMs, tokenFromRow } from './rows.js';
 import { applySqliteMigrations } from './sqlite-migrations.js';
 import type {
   AcceptResult,
@@ -469,7 +469,7 @@ export class SqliteStore implements Store {
         entry.deliveredAt ?? null,
       );
       this.#appendAuditIn(db, audit);
-      return this.#outboxRow(db, entry.id);
+      return newOutboxRecord(entry, audit.at, nextAttemptAt);
     });
   }
 
@@ -623,9 +623,7 @@ export class SqliteStore implements Store {
         receivedMs,
         entry.erasedAt ?? null,
       );
-      const stored = this.#stmt(db, 'SELECT * FROM inbox WHERE id = ?').get(entry.id);
-      if (!stored) throw new ProtocolError('INTERNAL', 'Inbound message vanished after insert');
-      return { status: 'stored', entry: inboxFromRow(stored) };
+      return { status: 'stored', entry: storedInboxRecord(entry, receipt) };
     });
   }
 
@@ -1004,12 +1002,6 @@ export class SqliteStore implements Store {
   #auditSizeIn(db: DatabaseSync): number {
     const row = this.#stmt(db, 'SELECT COALESCE(MAX(idx) + 1, 0) AS size FROM audit_log').get();
     return row ? int(row, 'size') : 0;
-  }
-
-  #outboxRow(db: DatabaseSync, id: string): OutboxEntry {
-    const row = this.#stmt(db, 'SELECT * FROM outbox WHERE id = ?').get(id);
-    if (!row) throw new ProtocolError('INTERNAL', 'Outbox entry vanished after insert');
-    return outboxFromRow(row);
   }
 
   #insertTermination(db: DatabaseSync, agreementId: string, termination: string): void {
