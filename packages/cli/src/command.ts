@@ -64,6 +64,39 @@ export function helpText(command: Command): string {
 }
 
 /** Parses argv for one command; wrong options become a UsageError naming the command. */
+/**
+ * Binds to a string option the value after it when that value starts with a dash but is not one
+ * of the command's options: fingerprints and kids are base64url, and one in 32 starts with '-'
+ * (`--fingerprint -Xy…`), which parseArgs would otherwise refuse as an ambiguous option.
+ */
+function bindDashValues(options: Record<string, { type: 'string' | 'boolean'; short?: string }>, argv: readonly string[]): string[] {
+  const shorts = new Map(Object.entries(options).flatMap(([name, o]) => (o.short ? [[o.short, name] as const] : [])));
+  const optionNamed = (token: string): string | undefined => {
+    if (token.startsWith('--')) return token.slice(2).split('=')[0];
+    if (token.length === 2) return shorts.get(token[1]!);
+    return undefined;
+  };
+  const isOption = (token: string) => token === '--' || (token.startsWith('-') && (optionNamed(token) ?? '') in options);
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i]!;
+    // After the terminator everything is a positional, as parseArgs reads it.
+    if (token === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const next = argv[i + 1];
+    const name = token.includes('=') ? undefined : optionNamed(token);
+    if (name !== undefined && options[name]?.type === 'string' && next !== undefined && next.startsWith('-') && next !== '-' && !isOption(next)) {
+      out.push(`${token.startsWith('--') ? token : `--${name}`}=${next}`);
+      i += 1;
+    } else {
+      out.push(token);
+    }
+  }
+  return out;
+}
+
 export function parseCommandArgs(command: Command, argv: string[]): { values: CommandContext['values']; positionals: string[]; help: boolean } {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = { help: { type: 'boolean', short: 'h' } };
   for (const [name, o] of Object.entries(command.options)) {
@@ -71,7 +104,7 @@ export function parseCommandArgs(command: Command, argv: string[]): { values: Co
   }
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true, allowNegative: false });
+    parsed = parseArgs({ args: bindDashValues(options, argv), options, strict: true, allowPositionals: true, allowNegative: false });
   } catch (e) {
     // parseArgs messages name the offending option and say what is wrong; they carry no secrets.
     throw new UsageError((e as Error).message, command.path.join(' '));

@@ -75,6 +75,26 @@ describe('help and command-line errors', () => {
   });
 });
 
+describe('option values that start with a dash', () => {
+  // Fingerprints are base64url: one in 32 starts with '-', and such a value must still bind to its option.
+  it('binds a fingerprint starting with - or -- to --fingerprint, and still refuses a real unknown option', async () => {
+    const a = await initNode('dash-values');
+    for (const [i, fingerprint] of ['-' + 'A'.repeat(42), '--' + 'B'.repeat(41), '-h' + 'C'.repeat(41)].entries()) {
+      const id = `https://partenaire-${i}.example.org`;
+      const r = await cli(['peers', 'add', '--dir', a.dir, '--id', id, '--fingerprint', fingerprint, '--no-fetch']);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+    }
+    const listed = await cli(['peers', 'list', '--dir', a.dir, '--json']);
+    expect(listed.code).toBe(0);
+    for (const fingerprint of ['-' + 'A'.repeat(42), '--' + 'B'.repeat(41), '-h' + 'C'.repeat(41)]) expect(listed.stdout).toContain(fingerprint);
+    // A declared option after a value-taking one is still an option, so a forgotten value is reported.
+    const forgotten = await cli(['peers', 'add', '--dir', a.dir, '--id', 'https://x.example.org', '--fingerprint', '--no-fetch']);
+    expect(forgotten.code).toBe(2);
+    expect(forgotten.stderr).toMatch(/^error MALFORMED: .*--fingerprint/);
+  });
+});
+
 describe('node init and node info', () => {
   it('creates config, keys (mode 0600) and a signed node document, then describes them', async () => {
     const { dir, url, fingerprint } = await initNode('accueil', ['--role', 'reception-agency', '--language', 'fr', '--language', 'nl']);
