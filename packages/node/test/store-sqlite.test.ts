@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { auditLeafData, auditLeafHash, canonicalJson } from '../src/store/audit-
 import { SQLITE_MIGRATIONS, SQLITE_SCHEMA_VERSION, applySqliteMigrations, currentSchemaVersion } from '../src/store/sqlite-migrations.js';
 import type { SqliteMigration } from '../src/store/sqlite-migrations.js';
 import { SqliteStore, openSqliteStore } from '../src/store/sqlite.js';
+import { COMMITS_PER_CHECKPOINT, WalCheckpointer } from '../src/store/sqlite-checkpointer.js';
 import { describeStoreConformance } from './store-conformance.js';
 
 async function tempDir(): Promise<string> {
@@ -93,6 +94,36 @@ describe('SqliteStore on disk', () => {
       .all()
       .map((r) => r['name']);
     expect(indexes).toEqual(expect.arrayContaining(['outbox_claim', 'inbox_thread', 'inbox_consent', 'inbox_sender']));
+  });
+
+  it('checkpoints the log on a thread of its own, not inside its commits', async () => {
+    const store = await openStore();
+    const before = statSync(path).size;
+    for (let i = 0; i < COMMITS_PER_CHECKPOINT * 3; i++) await store.appendAudit({ kind: 'test.write', fields: { i, pad: 'x'.repeat(4000) }, at: AT });
+    const deadline = Date.now() + 10_000;
+    while (store.walCheckpoints.completed < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(store.walCheckpoints).toEqual({ completed: expect.any(Number), failed: false });
+    expect(store.walCheckpoints.completed).toBeGreaterThanOrEqual(2);
+    // The pages reached the database file itself (it only grows through checkpoints in WAL mode).
+    expect(statSync(path).size).toBeGreaterThan(before + 100_000);
+    await store.close();
+    const again = await openStore();
+    expect(await again.auditSize()).toBe(COMMITS_PER_CHECKPOINT * 3);
+    expect((await again.readAudit(5, 6))[0]?.fields).toMatchObject({ i: 5 });
+  });
+
+  it('falls back to automatic checkpoints when the checkpoint thread cannot run', async () => {
+    const failures: unknown[] = [];
+    const checkpointer = new WalCheckpointer(join(dir, 'missing', 'node.db'), (error) => failures.push(error));
+    checkpointer.request();
+    const deadline = Date.now() + 10_000;
+    while (failures.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(failures).toHaveLength(1);
+    expect(checkpointer.failed).toBe(true);
+    checkpointer.request();
+    for (let i = 0; i < COMMITS_PER_CHECKPOINT; i++) checkpointer.committed();
+    expect(failures).toHaveLength(1);
+    await checkpointer.close();
   });
 
   it('records migrations once and reopens without reapplying them', async () => {

@@ -22,6 +22,7 @@ import type { SQLInputValue, StatementSync } from 'node:sqlite';
 import { MessageTypes, ProtocolError } from '@passerelle/protocol';
 import { auditLeafHash, canonicalJson } from './audit-leaf.js';
 import { auditFromRow, checkCount, checkpointFromRow, consentFromRow, inboxFromRow, int, newOutboxRecord, optText, outboxFromRow, peerFromRow, storedInboxRecord, stringArray, text, toMs, tokenFromRow } from './rows.js';
+import { WalCheckpointer } from './sqlite-checkpointer.js';
 import { applySqliteMigrations } from './sqlite-migrations.js';
 import type {
   AcceptResult,
@@ -197,6 +198,8 @@ export class SqliteStore implements Store {
   /** Set when a sync of the log failed: what was committed may not be on disk, so nothing more is accepted. */
   #syncFailure: unknown;
   #closed = false;
+  /** Checkpoints of the log on a thread of their own (sqlite-checkpointer.ts); file databases only. */
+  readonly #checkpointer: WalCheckpointer | undefined;
 
   /** Opens the connections without migrating; use {@link openSqliteStore}. */
   constructor(path: string, options: SqliteStoreOptions = {}) {
@@ -231,6 +234,14 @@ export class SqliteStore implements Store {
       // memory there is nothing to sync.
       writer.exec(inMemory || this.readOnly ? 'PRAGMA synchronous = FULL' : 'PRAGMA synchronous = NORMAL');
       this.#syncsItself = !inMemory && !this.readOnly;
+      if (this.#syncsItself) {
+        // Checkpoints run on the checkpointer's thread, not inside this connection's COMMITs; if
+        // that thread cannot run, SQLite's automatic checkpoints come back (default 1000 pages).
+        writer.exec('PRAGMA wal_autocheckpoint = 0');
+        this.#checkpointer = new WalCheckpointer(path, () => {
+          if (this.#writer.isOpen) this.#writer.exec('PRAGMA wal_autocheckpoint = 1000');
+        });
+      }
       if (inMemory) {
         // A second connection to ':memory:' would be another, empty database.
         reader = writer;
@@ -265,6 +276,7 @@ export class SqliteStore implements Store {
     do await this.#group;
     while (this.#groupScheduled || this.#queued.length > 0);
     await this.#syncTail;
+    await this.#checkpointer?.close();
     await this.#wal?.close().catch(() => undefined);
     this.#wal = undefined;
     await this.#mutex.run(() => {
@@ -272,6 +284,11 @@ export class SqliteStore implements Store {
       if (this.#reader !== this.#writer && this.#reader.isOpen) this.#reader.close();
       if (this.#writer.isOpen) this.#writer.close();
     });
+  }
+
+  /** Log checkpoints run by the checkpoint thread so far, and whether it has given up (diagnostics, tests). */
+  get walCheckpoints(): { completed: number; failed: boolean } {
+    return { completed: this.#checkpointer?.completed ?? 0, failed: this.#checkpointer?.failed ?? false };
   }
 
   // Trust store
@@ -908,7 +925,10 @@ export class SqliteStore implements Store {
         const lost = new ProtocolError('STORE_UNAVAILABLE', undefined, undefined, { cause: aborted });
         for (const { write, ok, value } of settled) write.reject(ok ? lost : value);
       } else {
-        if (this.#syncsItself && this.#totalChanges(db) !== changesBefore) this.#committed += 1;
+        if (this.#syncsItself && this.#totalChanges(db) !== changesBefore) {
+          this.#committed += 1;
+          this.#checkpointer?.committed();
+        }
         const report = () => {
           for (const { write, ok, value } of settled) {
             if (ok) write.resolve(value);
