@@ -10,7 +10,7 @@ import { auditLeafData, auditLeafHash, canonicalJson } from '../src/store/audit-
 import { SQLITE_MIGRATIONS, SQLITE_SCHEMA_VERSION, applySqliteMigrations, currentSchemaVersion } from '../src/store/sqlite-migrations.js';
 import type { SqliteMigration } from '../src/store/sqlite-migrations.js';
 import { SqliteStore, openSqliteStore } from '../src/store/sqlite.js';
-import { COMMITS_PER_CHECKPOINT, WalCheckpointer } from '../src/store/sqlite-checkpointer.js';
+import { COMMITS_PER_CHECKPOINT, TARGET_FRAMES_PER_CHECKPOINT, WalCheckpointer } from '../src/store/sqlite-checkpointer.js';
 import { describeStoreConformance } from './store-conformance.js';
 
 async function tempDir(): Promise<string> {
@@ -96,19 +96,33 @@ describe('SqliteStore on disk', () => {
     expect(indexes).toEqual(expect.arrayContaining(['outbox_claim', 'inbox_thread', 'inbox_consent', 'inbox_sender']));
   });
 
-  it('checkpoints the log on a thread of its own, not inside its commits', async () => {
+  it('checkpoints the log on a thread of its own, not inside its commits, about every 1000 pages', async () => {
     const store = await openStore();
     const before = statSync(path).size;
-    for (let i = 0; i < COMMITS_PER_CHECKPOINT * 3; i++) await store.appendAudit({ kind: 'test.write', fields: { i, pad: 'x'.repeat(4000) }, at: AT });
-    const deadline = Date.now() + 10_000;
-    while (store.walCheckpoints.completed < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    expect(store.walCheckpoints).toEqual({ completed: expect.any(Number), failed: false });
-    expect(store.walCheckpoints.completed).toBeGreaterThanOrEqual(2);
-    // The pages reached the database file itself (it only grows through checkpoints in WAL mode).
-    expect(statSync(path).size).toBeGreaterThan(before + 100_000);
+    const write = (i: number, pad: number) => store.appendAudit({ kind: 'test.write', fields: { i, pad: 'x'.repeat(pad) }, at: AT });
+    const settle = async (completed: number) => {
+      const deadline = Date.now() + 10_000;
+      while (store.walCheckpoints.completed < completed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    };
+    let i = 0;
+    for (; i < COMMITS_PER_CHECKPOINT; i++) await write(i, 4000);
+    await settle(1);
+    expect(store.walCheckpoints).toMatchObject({ completed: 1, failed: false });
+    // The pages reached the database file itself (in WAL mode it only grows through checkpoints).
+    expect(statSync(path).size).toBeGreaterThan(before + 40_000);
+    // Small commits (about two pages each): the interval grows so that a checkpoint finds ~1000 pages.
+    const interval = store.walCheckpoints.commitsPerCheckpoint;
+    expect(interval).toBeGreaterThan(COMMITS_PER_CHECKPOINT * 4);
+    expect(interval).toBeLessThanOrEqual(TARGET_FRAMES_PER_CHECKPOINT);
+    for (let j = 0; j < interval - 1; j++, i++) await write(i, 10);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(store.walCheckpoints.completed).toBe(1);
+    await write(i++, 10);
+    await settle(2);
+    expect(store.walCheckpoints.completed).toBe(2);
     await store.close();
     const again = await openStore();
-    expect(await again.auditSize()).toBe(COMMITS_PER_CHECKPOINT * 3);
+    expect(await again.auditSize()).toBe(i);
     expect((await again.readAudit(5, 6))[0]?.fields).toMatchObject({ i: 5 });
   });
 

@@ -5,7 +5,8 @@
  * `wal_autocheckpoint` pages: that commit copies about a thousand pages into the database file
  * and syncs it, synchronously, with the node's event loop stalled meanwhile (about half of all
  * COMMIT time under load, measured). The store turns automatic checkpoints off on its writer
- * and asks this thread for a PASSIVE checkpoint every few commits instead: PASSIVE never blocks
+ * and asks this thread for a PASSIVE checkpoint every so many commits instead (scaled so that each
+ * finds about as many pages as SQLite's own default would): PASSIVE never blocks
  * the writer or the readers and copies only frames that no reader still needs, so it can run
  * concurrently on the other connection. Durability is unchanged: what a checkpoint copies was
  * already synced in the log (the store syncs the log itself before answering, see sqlite.ts),
@@ -17,8 +18,17 @@
  */
 import { Worker } from 'node:worker_threads';
 
-/** Commits that changed something between two checkpoint requests (~ SQLite's 1000-page default under load). */
+/** Commits that changed something before the first checkpoint request; adapted after each checkpoint. */
 export const COMMITS_PER_CHECKPOINT = 16;
+/**
+ * Log frames (pages) a checkpoint should find, as SQLite's own default (`wal_autocheckpoint`
+ * 1000): the interval in commits is scaled after each checkpoint so that checkpoints copy about
+ * this many pages, whatever the size of the commits. Checkpointing much more often would only
+ * multiply the syncs of the database file, which delay the syncs of the log the node waits for.
+ */
+export const TARGET_FRAMES_PER_CHECKPOINT = 1000;
+const MIN_COMMITS = 4;
+const MAX_COMMITS = 4096;
 
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -31,7 +41,7 @@ parentPort.on('message', (msg) => {
   let frames = -1;
   try {
     const row = checkpoint.get();
-    frames = Number(row && row.checkpointed);
+    frames = Number(row && row.log);
   } catch {
     // SQLITE_BUSY or LOCKED: another checkpoint (another process) is running; the next request retries.
   }
@@ -45,6 +55,7 @@ export class WalCheckpointer {
   #worker: Worker | undefined;
   #inFlight = false;
   #pendingCommits = 0;
+  #commitsPerCheckpoint = COMMITS_PER_CHECKPOINT;
   #failed = false;
   #closed = false;
   /** Checkpoints completed (tests and diagnostics). */
@@ -59,11 +70,16 @@ export class WalCheckpointer {
     return this.#failed;
   }
 
-  /** Counts a commit that changed the log; asks for a checkpoint every COMMITS_PER_CHECKPOINT of them. */
+  /** Commits between two checkpoint requests at present (adapted to the frames each checkpoint finds). */
+  get commitsPerCheckpoint(): number {
+    return this.#commitsPerCheckpoint;
+  }
+
+  /** Counts a commit that changed the log; asks for a checkpoint once enough of them have accumulated. */
   committed(): void {
     if (this.#failed || this.#closed) return;
     this.#pendingCommits += 1;
-    if (this.#pendingCommits >= COMMITS_PER_CHECKPOINT) this.request();
+    if (this.#pendingCommits >= this.#commitsPerCheckpoint) this.request();
   }
 
   /** Asks for a checkpoint now (one at a time; a request while one runs is folded into the next). */
@@ -96,10 +112,14 @@ export class WalCheckpointer {
     // The thread is started on the first request only: most stores (tests, a quiet node) never need one.
     const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { path: this.#path }, name: 'passerelle-wal-checkpoint' });
     worker.unref();
-    worker.on('message', () => {
+    worker.on('message', ({ frames }: { frames: number }) => {
       this.completed += 1;
       this.#inFlight = false;
-      if (this.#pendingCommits >= COMMITS_PER_CHECKPOINT) this.request();
+      if (frames > 0) {
+        const scaled = Math.round((this.#commitsPerCheckpoint * TARGET_FRAMES_PER_CHECKPOINT) / frames);
+        this.#commitsPerCheckpoint = Math.min(MAX_COMMITS, Math.max(MIN_COMMITS, scaled));
+      }
+      if (this.#pendingCommits >= this.#commitsPerCheckpoint) this.request();
     });
     worker.on('error', (error) => this.#fail(error));
     worker.on('exit', (code) => {

@@ -286,9 +286,10 @@ export class SqliteStore implements Store {
     });
   }
 
-  /** Log checkpoints run by the checkpoint thread so far, and whether it has given up (diagnostics, tests). */
-  get walCheckpoints(): { completed: number; failed: boolean } {
-    return { completed: this.#checkpointer?.completed ?? 0, failed: this.#checkpointer?.failed ?? false };
+  /** The checkpoint thread's work so far, its present interval and whether it has given up (diagnostics, tests). */
+  get walCheckpoints(): { completed: number; commitsPerCheckpoint: number; failed: boolean } {
+    const c = this.#checkpointer;
+    return { completed: c?.completed ?? 0, commitsPerCheckpoint: c?.commitsPerCheckpoint ?? 0, failed: c?.failed ?? false };
   }
 
   // Trust store
