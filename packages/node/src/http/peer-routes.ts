@@ -14,7 +14,7 @@ import { JOSE_CONTENT_TYPE, SENDER_HEADER } from '../net/peer-client.js';
 import { NODE_DOCUMENT_PATH } from '../trust/document-fetcher.js';
 import type { TrustStore } from '../trust/trust-store.js';
 import { verifyRequest } from './message-signatures.js';
-import { sendProblem, writeProblem, type EdgeGate } from './server.js';
+import { sendProblem, staticRefusal, writeProblem, type EdgeGate } from './server.js';
 import { claimedKeyid } from './signature-keyid.js';
 import type { TokenBuckets } from './token-bucket.js';
 
@@ -44,28 +44,36 @@ const ASCII = /^[\x21-\x7e]*$/;
 type EdgeVerdict = { refuse: ProtocolError; status?: number } | { peer: string } | { refresh: string; keyid: string };
 
 /**
+ * The refusals decided from the headers alone, made once: most requests of a flood end in one of
+ * them, and an Error per request (with its stack trace) would be the bulk of their cost here.
+ * They are only ever answered, never thrown, so sharing them is safe; writeProblem keeps their
+ * serialised documents (server.ts, staticRefusal).
+ */
+const REFUSALS = {
+  wrongType: { refuse: staticRefusal('WRONG_TYPE', `POST ${INBOX_PATH} takes ${JOSE_CONTENT_TYPE}`), status: 415 },
+  tooLarge: { refuse: staticRefusal('TOO_LARGE') },
+  unsigned: { refuse: staticRefusal('REQUEST_UNAUTHENTICATED', 'Signature, Signature-Input and Content-Digest are required') },
+  unauthenticated: { refuse: staticRefusal('REQUEST_UNAUTHENTICATED') },
+  peerUnknown: { refuse: staticRefusal('PEER_UNKNOWN') },
+} as const satisfies Record<string, EdgeVerdict>;
+
+/**
  * The checks of POST /inbox that need neither the body nor any cryptography, cheapest first. A
  * pinned peer signing with a key we do not know yet asks for a refresh of its document (async, so
  * left to the route hook).
  */
 function edgeCheck(deps: PeerRouteDeps, headers: IncomingHttpHeaders): EdgeVerdict {
-  if (mediaType(headers['content-type']) !== JOSE_CONTENT_TYPE) {
-    return { refuse: new ProtocolError('WRONG_TYPE', `POST ${INBOX_PATH} takes ${JOSE_CONTENT_TYPE}`), status: 415 };
-  }
+  if (mediaType(headers['content-type']) !== JOSE_CONTENT_TYPE) return REFUSALS.wrongType;
   const length = Number(headers['content-length'] ?? '0');
-  if (Number.isFinite(length) && length > deps.config.limits.inboxBodyLimit) return { refuse: new ProtocolError('TOO_LARGE') };
-  if (headers['signature'] === undefined || headers['content-digest'] === undefined) {
-    return { refuse: new ProtocolError('REQUEST_UNAUTHENTICATED', 'Signature, Signature-Input and Content-Digest are required') };
-  }
+  if (Number.isFinite(length) && length > deps.config.limits.inboxBodyLimit) return REFUSALS.tooLarge;
+  if (headers['signature'] === undefined || headers['content-digest'] === undefined) return REFUSALS.unsigned;
   const keyid = claimedKeyid(headers['signature-input']);
-  if (keyid === undefined) return { refuse: new ProtocolError('REQUEST_UNAUTHENTICATED') };
+  if (keyid === undefined) return REFUSALS.unauthenticated;
   const peer = deps.trust.peerForKeyid(keyid);
   if (peer === undefined) {
     const hint = headers[SENDER_HEADER];
     const claimed = typeof hint === 'string' ? hint : undefined;
-    if (claimed === undefined || !deps.trust.isPinned(claimed)) {
-      return { refuse: new ProtocolError(claimed === undefined ? 'REQUEST_UNAUTHENTICATED' : 'PEER_UNKNOWN') };
-    }
+    if (claimed === undefined || !deps.trust.isPinned(claimed)) return claimed === undefined ? REFUSALS.unauthenticated : REFUSALS.peerUnknown;
     return { refresh: claimed, keyid };
   }
   return allowance(deps, peer);
@@ -122,7 +130,7 @@ export function registerPeerRoutes(app: FastifyInstance, deps: PeerRouteDeps): v
           // document (at most once per interval per peer) and look again.
           await deps.trust.refresh(verdict.refresh, { rateLimited: true }).catch(() => undefined);
           const peer = deps.trust.peerForKeyid(verdict.keyid);
-          verdict = peer === verdict.refresh ? allowance(deps, peer) : { refuse: new ProtocolError('REQUEST_UNAUTHENTICATED') };
+          verdict = peer === verdict.refresh ? allowance(deps, peer) : REFUSALS.unauthenticated;
         }
         if ('refuse' in verdict) return sendProblem(reply, verdict.refuse, verdict.status !== undefined ? { status: verdict.status } : {});
         if ('peer' in verdict) request.peerId = verdict.peer;

@@ -25,15 +25,38 @@ function unreadBodyTooLong(raw: IncomingMessage): boolean {
   return declared === undefined || !(Number(declared) <= DRAIN_LIMIT_BYTES);
 }
 
+/** Refusals made once at start-up (staticRefusal), with their serialised documents by status. */
+const staticBodies = new WeakMap<ProtocolError, Map<number | undefined, { status: number; body: string }>>();
+
+/**
+ * A refusal made once and answered many times (the edge gate's header-decided refusals): its
+ * problem document is serialised on first use and kept. Never throw it: it is shared.
+ */
+export function staticRefusal(code: ProtocolError['code'], message?: string): ProtocolError {
+  const error = new ProtocolError(code, message);
+  staticBodies.set(error, new Map());
+  return error;
+}
+
+function problemDocument(error: ProtocolError, options: { status?: number; receipt?: string }): { status: number; body: string } {
+  const cache = options.receipt === undefined ? staticBodies.get(error) : undefined;
+  const cached = cache?.get(options.status);
+  if (cached) return cached;
+  const problem = problemFrom(error, options);
+  const document = { status: problem.status, body: JSON.stringify(problem) };
+  cache?.set(options.status, document);
+  return document;
+}
+
 /** Status, extra headers and body of a refusal: one answer whether fastify or the edge gate sends it. */
 function problemAnswer(raw: IncomingMessage, error: ProtocolError, options: { status?: number; receipt?: string }) {
-  const problem = problemFrom(error, options);
+  const { status, body } = problemDocument(error, options);
   const headers: Record<string, string> = {};
   if (unreadBodyTooLong(raw)) headers.connection = 'close';
   if (error.code === 'RATE_LIMITED' && typeof error.details?.retryAfterSeconds === 'number') {
     headers['retry-after'] = String(error.details.retryAfterSeconds);
   }
-  return { status: problem.status, headers, body: JSON.stringify(problem) };
+  return { status, headers, body };
 }
 
 export function sendProblem(reply: FastifyReply, error: ProtocolError, options: { status?: number; receipt?: string } = {}): FastifyReply {
