@@ -7,6 +7,7 @@
 import { performance as perf } from 'node:perf_hooks';
 import type { NodeEventMap, Store } from '../../src/index.js';
 import { drive, type DriveResult, type DriveTarget } from './drive.js';
+import { printProfileSummary, type CpuProfile } from './profile-summary.js';
 import { rawPipeline, type RawPipeline } from './raw-pipeline.js';
 import { benchReferral } from './referral.js';
 import { sdkPipeline } from './sdk-pipeline.js';
@@ -60,9 +61,9 @@ export const TARGET_RATIO = 0.5;
 
 /**
  * With BENCH_CPU_PROFILE=<dir>, a V8 CPU profile of the measured run only (not start-up or warm-up)
- * is written there, for tuning.
+ * is written there, for tuning, and the main thread's time by area is printed (profile-summary.ts).
  */
-async function startProfiler(): Promise<{ stop(label: string): Promise<void> } | undefined> {
+async function startProfiler(log: (line: string) => void): Promise<{ stop(label: string): Promise<void> } | undefined> {
   const dir = process.env['BENCH_CPU_PROFILE'];
   if (!dir) return undefined;
   const { Session } = await import('node:inspector/promises');
@@ -78,6 +79,8 @@ async function startProfiler(): Promise<{ stop(label: string): Promise<void> } |
       await mkdir(dir, { recursive: true });
       const file = `${dir}/${label.replace(/[^a-z0-9]+/gi, '-')}.cpuprofile`;
       await writeFile(file, JSON.stringify(profile));
+      log(`${label}: CPU profile written to ${file}`);
+      printProfileSummary(profile as unknown as CpuProfile, log);
     },
   };
 }
@@ -125,7 +128,7 @@ export async function measure(topology: Topology, options: MeasureOptions, log: 
   });
   log(`${topology.label}: ${options.messages} messages, ${options.concurrency} outstanding`);
   let result: DriveResult;
-  const profiler = await startProfiler();
+  const profiler = await startProfiler(log);
   const cpuBefore = process.cpuUsage();
   const eluBefore = perf.eventLoopUtilization();
   const startedAt = performance.now();
