@@ -63,7 +63,6 @@ export function helpText(command: Command): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** Parses argv for one command; wrong options become a UsageError naming the command. */
 /**
  * Binds to a string option the value after it when that value starts with a dash but is not one
  * of the command's options: fingerprints and kids are base64url, and one in 32 starts with '-'
@@ -97,6 +96,7 @@ function bindDashValues(options: Record<string, { type: 'string' | 'boolean'; sh
   return out;
 }
 
+/** Parses argv for one command; wrong options become a UsageError naming the command. */
 export function parseCommandArgs(command: Command, argv: string[]): { values: CommandContext['values']; positionals: string[]; help: boolean } {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = { help: { type: 'boolean', short: 'h' } };
   for (const [name, o] of Object.entries(command.options)) {
