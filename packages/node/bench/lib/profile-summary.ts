@@ -52,7 +52,10 @@ export function summariseProfile(profile: CpuProfile): { area: string; share: nu
     return area;
   };
   const counts = new Map<string, number>();
-  for (const id of profile.samples) counts.set(classify(id), (counts.get(classify(id)) ?? 0) + 1);
+  for (const id of profile.samples) {
+    const area = classify(id);
+    counts.set(area, (counts.get(area) ?? 0) + 1);
+  }
   const total = Math.max(1, profile.samples.length);
   return [...counts]
     .map(([area, n]) => ({ area, share: Math.round((n / total) * 1000) / 1000 }))

@@ -18,6 +18,11 @@ const VALUE = `(?:${STRING}|-?[0-9]{1,15}|[A-Za-z*][!#$%&'*+.^_\`|~0-9A-Za-z:/-]
 const SIMPLE_FIELD = new RegExp(`^${KEY}=\\((?:${STRING}(?: ${STRING})*)?\\)((?:;${KEY}(?:=${VALUE})?)*)$`);
 const PARAMETER = new RegExp(`;(${KEY})(?:=(${VALUE}))?`, 'g');
 
+/** The keyid both paths accept: a non-empty string of bounded length. */
+function boundedKeyid(keyid: string | undefined): string | undefined {
+  return keyid !== undefined && keyid.length > 0 && keyid.length <= 256 ? keyid : undefined;
+}
+
 /** Not decided by the fast path: the structured-field parser decides. */
 export const UNDECIDED = Symbol('undecided');
 
@@ -33,7 +38,7 @@ export function simpleFieldKeyid(value: string): string | undefined | typeof UND
     seen.add(key!);
     if (key === 'keyid') keyid = raw !== undefined && raw.startsWith('"') ? raw.slice(1, -1) : undefined;
   }
-  return keyid !== undefined && keyid.length > 0 && keyid.length <= 256 ? keyid : undefined;
+  return boundedKeyid(keyid);
 }
 
 /** The structured-field parser's answer (exported for the same test). */
@@ -43,7 +48,7 @@ export function parsedFieldKeyid(value: string): string | undefined {
     const member = dict.get(SIGNATURE_LABEL) ?? (dict.size === 1 ? dict.values().next().value : undefined);
     if (member?.kind !== 'inner-list') return undefined;
     const keyid = member.params.get('keyid');
-    return keyid?.type === 'string' && keyid.value.length > 0 && keyid.value.length <= 256 ? keyid.value : undefined;
+    return keyid?.type === 'string' ? boundedKeyid(keyid.value) : undefined;
   } catch {
     return undefined;
   }

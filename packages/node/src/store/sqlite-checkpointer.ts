@@ -58,12 +58,16 @@ export class WalCheckpointer {
   #commitsPerCheckpoint = COMMITS_PER_CHECKPOINT;
   #failed = false;
   #closed = false;
-  /** Checkpoints completed (tests and diagnostics). */
-  completed = 0;
+  #completed = 0;
 
   constructor(path: string, onFailure: (error: unknown) => void) {
     this.#path = path;
     this.#onFailure = onFailure;
+  }
+
+  /** Checkpoints completed (tests and diagnostics). */
+  get completed(): number {
+    return this.#completed;
   }
 
   get failed(): boolean {
@@ -113,7 +117,7 @@ export class WalCheckpointer {
     const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { path: this.#path }, name: 'passerelle-wal-checkpoint' });
     worker.unref();
     worker.on('message', ({ frames }: { frames: number }) => {
-      this.completed += 1;
+      this.#completed += 1;
       this.#inFlight = false;
       if (frames > 0) {
         const scaled = Math.round((this.#commitsPerCheckpoint * TARGET_FRAMES_PER_CHECKPOINT) / frames);

@@ -22,7 +22,7 @@ import type { SQLInputValue, StatementSync } from 'node:sqlite';
 import { MessageTypes, ProtocolError } from '@passerelle/protocol';
 import { auditLeafHash, canonicalJson } from './audit-leaf.js';
 import { auditFromRow, checkCount, checkpointFromRow, consentFromRow, inboxFromRow, int, newOutboxRecord, optText, outboxFromRow, peerFromRow, storedInboxRecord, stringArray, text, toMs, tokenFromRow } from './rows.js';
-import { WalCheckpointer } from './sqlite-checkpointer.js';
+import { TARGET_FRAMES_PER_CHECKPOINT, WalCheckpointer } from './sqlite-checkpointer.js';
 import { applySqliteMigrations } from './sqlite-migrations.js';
 import type {
   AcceptResult,
@@ -236,10 +236,10 @@ export class SqliteStore implements Store {
       this.#syncsItself = !inMemory && !this.readOnly;
       if (this.#syncsItself) {
         // Checkpoints run on the checkpointer's thread, not inside this connection's COMMITs; if
-        // that thread cannot run, SQLite's automatic checkpoints come back (default 1000 pages).
+        // that thread cannot run, SQLite's automatic checkpoints come back (at its default of 1000 pages).
         writer.exec('PRAGMA wal_autocheckpoint = 0');
         this.#checkpointer = new WalCheckpointer(path, () => {
-          if (this.#writer.isOpen) this.#writer.exec('PRAGMA wal_autocheckpoint = 1000');
+          if (this.#writer.isOpen) this.#writer.exec(`PRAGMA wal_autocheckpoint = ${TARGET_FRAMES_PER_CHECKPOINT}`);
         });
       }
       if (inMemory) {
