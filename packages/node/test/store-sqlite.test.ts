@@ -302,6 +302,110 @@ describe('SqliteStore on disk', () => {
     expect((await one.appendAudit(event('from-one'))).index).toBe(4);
   });
 
+  describe('receipts of acceptances in one group commit', () => {
+    const jwe = 'eyJlbmMiOiJBMjU2R0NNIn0.k.iv.ct.tag';
+    const inbound = async (id: string) => ({
+      id,
+      sender: 'https://a.example',
+      type: 'referral' as const,
+      threadId: 't',
+      digest: await sha256b64u(`${jwe}-${id}`),
+      jwe: `${jwe}-${id}`,
+      jwt: 'issuer.signed.jwt',
+      categories: [],
+      receivedAt: AT,
+    });
+    /** A makeReceipt per message whose signature is held until released. */
+    function heldSigner() {
+      const calls: { id: string; index: number }[] = [];
+      const held = new Map<string, { resolve: (receipt: string) => void; reject: (e: unknown) => void }>();
+      return {
+        calls,
+        sign: (id: string) => (index: number) => {
+          calls.push({ id, index });
+          return new Promise<string>((resolve, reject) => held.set(`${id}@${index}`, { resolve, reject }));
+        },
+        release: (id: string, index: number, error?: unknown) => {
+          const h = held.get(`${id}@${index}`);
+          if (!h) throw new Error(`no signature held for ${id}@${index}`);
+          held.delete(`${id}@${index}`);
+          if (error === undefined) h.resolve(`receipt-${id}-${index}`);
+          else h.reject(error);
+        },
+      };
+    }
+    const turns = async (n = 10) => {
+      for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+    };
+
+    it('are signed side by side, each naming the leaf its message gets, whatever order they finish in', async () => {
+      const store = await openStore();
+      await store.appendAudit(event('node.started'));
+      const signer = heldSigner();
+      const ids = ['m-1', 'm-2', 'm-3'];
+      const accepting = await Promise.all(ids.map(inbound)).then((entries) =>
+        entries.map((e) => store.acceptInbound(e, { kind: 'inbox.accepted', fields: { id: e.id }, at: AT }, signer.sign(e.id))),
+      );
+      await turns();
+      // All three signatures are under way before any of them is done.
+      expect(signer.calls).toEqual([
+        { id: 'm-1', index: 1 },
+        { id: 'm-2', index: 2 },
+        { id: 'm-3', index: 3 },
+      ]);
+      for (const { id, index } of [...signer.calls].reverse()) signer.release(id, index);
+      const results = await Promise.all(accepting);
+      expect(results.map((r) => r.status)).toEqual(['stored', 'stored', 'stored']);
+      const audit = await store.readAudit(0, 10);
+      for (const [i, id] of ids.entries()) {
+        expect((await store.getInbox(id))?.receipt).toBe(`receipt-${id}-${i + 1}`);
+        expect(audit[i + 1]?.fields).toEqual({ id });
+      }
+    });
+
+    it('when one signature fails, stores the others with receipts signed again for the leaves they get', async () => {
+      const store = await openStore();
+      const signer = heldSigner();
+      const entries = await Promise.all(['m-1', 'm-2', 'm-3'].map(inbound));
+      const accepting = entries.map((e) => store.acceptInbound(e, { kind: 'inbox.accepted', fields: { id: e.id }, at: AT }, signer.sign(e.id)));
+      await turns();
+      const failure = new Error('signing key unavailable');
+      signer.release('m-1', 0);
+      signer.release('m-2', 1, failure);
+      signer.release('m-3', 2);
+      await turns();
+      // m-3's first receipt named leaf 2, which m-3 no longer gets: it is signed again for leaf 1.
+      expect(signer.calls.at(-1)).toEqual({ id: 'm-3', index: 1 });
+      signer.release('m-3', 1);
+      const [one, two, three] = await Promise.allSettled(accepting);
+      expect(one).toMatchObject({ status: 'fulfilled', value: { status: 'stored' } });
+      expect(two).toEqual({ status: 'rejected', reason: failure });
+      expect(three).toMatchObject({ status: 'fulfilled', value: { status: 'stored' } });
+      expect(await store.getInbox('m-2')).toBeUndefined();
+      expect((await store.getInbox('m-3'))?.receipt).toBe('receipt-m-3-1');
+      expect((await store.readAudit(0, 10)).map((r) => r.fields)).toEqual([{ id: 'm-1' }, { id: 'm-3' }]);
+    });
+
+    it('lets a write queued between acceptances wait for the earlier ones, so leaves keep the order of the queue', async () => {
+      const store = await openStore();
+      const signer = heldSigner();
+      const [a, b] = await Promise.all(['m-1', 'm-2'].map(inbound));
+      const first = store.acceptInbound(a!, { kind: 'inbox.accepted', fields: { id: 'm-1' }, at: AT }, signer.sign('m-1'));
+      const between = store.appendAudit({ kind: 'between', fields: {}, at: AT });
+      const second = store.acceptInbound(b!, { kind: 'inbox.accepted', fields: { id: 'm-2' }, at: AT }, signer.sign('m-2'));
+      await turns();
+      expect(signer.calls).toEqual([{ id: 'm-1', index: 0 }]);
+      signer.release('m-1', 0);
+      await turns();
+      expect(signer.calls.at(-1)).toEqual({ id: 'm-2', index: 2 });
+      signer.release('m-2', 2);
+      expect((await first).status).toBe('stored');
+      expect((await between).index).toBe(1);
+      expect((await second).status).toBe('stored');
+      expect((await store.readAudit(0, 10)).map((r) => r.kind)).toEqual(['inbox.accepted', 'between', 'inbox.accepted']);
+    });
+  });
+
   it('works in memory for tests of other components', async () => {
     const store = await openSqliteStore(':memory:');
     open.push(store);

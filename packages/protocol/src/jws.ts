@@ -23,11 +23,20 @@ export interface VerifiedJws {
  * the output with jose.
  */
 export async function signCompact(payload: Uint8Array | Record<string, unknown>, key: SigningKeyPair, typ: string): Promise<string> {
-  const protectedB64 = b64uJson({ alg: JWS_ALG, typ, kid: key.kid });
-  const payloadB64 = payload instanceof Uint8Array ? b64u(payload) : b64uText(JSON.stringify(payload));
-  const input = `${protectedB64}.${payloadB64}`;
+  const input = compactSigningInput(payload, key.kid, typ);
   const signature = await crypto.subtle.sign('Ed25519', await cryptoKeyFor(key.privateJwk, 'EdDSA'), utf8(input) as Uint8Array<ArrayBuffer>);
   return `${input}.${b64u(new Uint8Array(signature))}`;
+}
+
+/**
+ * The JWS Signing Input (RFC 7515 §5.1) that signCompact signs: the protected header (alg, typ,
+ * kid) and the payload, each base64url-encoded. Exposed for platforms that sign it with a
+ * synchronous Ed25519 of their own; Ed25519 is deterministic, so the token is the same.
+ */
+export function compactSigningInput(payload: Uint8Array | Record<string, unknown>, kid: string, typ: string): string {
+  const protectedB64 = b64uJson({ alg: JWS_ALG, typ, kid });
+  const payloadB64 = payload instanceof Uint8Array ? b64u(payload) : b64uText(JSON.stringify(payload));
+  return `${protectedB64}.${payloadB64}`;
 }
 
 export async function verifyCompact(token: string, expectedTyp: string | readonly string[], resolveKey: KeyResolver): Promise<VerifiedJws> {

@@ -52,7 +52,12 @@ export interface ReceiptInput {
 }
 
 export async function signReceipt(input: ReceiptInput, key: SigningKeyPair): Promise<string> {
-  const payload = Receipt.parse({
+  return signCompact(receiptPayload(input), key, RECEIPT_TYP);
+}
+
+/** The validated claims signReceipt signs (typ RECEIPT_TYP), for a signer of the caller's own. */
+export function receiptPayload(input: ReceiptInput): Receipt {
+  return Receipt.parse({
     iss: input.receiver,
     aud: input.sender,
     iat: toEpochSeconds(toTimestamp(input.at ?? new Date())),
@@ -62,7 +67,6 @@ export async function signReceipt(input: ReceiptInput, key: SigningKeyPair): Pro
     ...(input.code ? { code: input.code } : {}),
     ...(input.log ? { log: input.log } : {}),
   });
-  return signCompact(payload, key, RECEIPT_TYP);
 }
 
 export interface VerifyReceiptOptions {

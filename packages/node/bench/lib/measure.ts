@@ -37,9 +37,10 @@ export interface SetupResult {
   label: string;
   description: string;
   node: DriveResult;
-  raw: { messagesPerSecond: number; rounds: number[] };
+  /** cpuMsPerMessage: CPU of this process (all threads) per message over the rounds. */
+  raw: { messagesPerSecond: number; rounds: number[]; cpuMsPerMessage: number };
   /** The same pipeline through the SDK (sdk-pipeline.ts): the ceiling of a node built on it. */
-  sdk: { messagesPerSecond: number; rounds: number[] };
+  sdk: { messagesPerSecond: number; rounds: number[]; cpuMsPerMessage: number };
   /** Node over raw limit: the figure with a target. */
   ratio: number;
   /** Node over SDK pipeline: what the node itself adds. */
@@ -49,7 +50,7 @@ export interface SetupResult {
    * time the event loop was busy. A busy share near 1 means the run was bound by this process's
    * one JavaScript thread, whatever the other core was doing.
    */
-  thisProcess: { cpuCores: number; eventLoopBusy: number };
+  thisProcess: { cpuCores: number; eventLoopBusy: number; cpuMsPerMessage: number };
   target: number;
   acceptedPerReceiverInstance: number[];
   duplicatesAnswered: number;
@@ -106,13 +107,20 @@ export async function measure(topology: Topology, options: MeasureOptions, log: 
   await sdk.run(warm, options.concurrency);
 
   const rounds = { raw: [] as number[], sdk: [] as number[] };
+  // CPU per message says what a pipeline costs whatever the cores do; the throughput ratio alone cannot.
+  const cpu = { raw: { micros: 0, messages: 0 }, sdk: { micros: 0, messages: 0 } };
   const limitRounds = async (count: number) => {
     for (let r = 0; r < count; r++) {
       for (const [name, pipeline] of [['raw', raw], ['sdk', sdk]] as [keyof typeof rounds, RawPipeline][]) {
+        const before = process.cpuUsage();
         rounds[name].push(Math.round(await pipeline.run(options.messages, options.concurrency)));
+        const used = process.cpuUsage(before);
+        cpu[name].micros += used.user + used.system;
+        cpu[name].messages += options.messages;
       }
     }
   };
+  const msPerMessage = (micros: number, messages: number) => Math.round((micros / 1000 / Math.max(1, messages)) * 100) / 100;
   log(`${topology.label}: raw and SDK limits before the node run`);
   await limitRounds(Math.ceil(options.rawRounds / 2));
 
@@ -136,10 +144,11 @@ export async function measure(topology: Topology, options: MeasureOptions, log: 
   try {
     result = await drive({ senders, messages: options.messages, concurrency: options.concurrency, input });
   } finally {
-    const cpu = process.cpuUsage(cpuBefore);
+    const used = process.cpuUsage(cpuBefore);
     thisProcess = {
-      cpuCores: Math.round(((cpu.user + cpu.system) / 1000 / (performance.now() - startedAt)) * 100) / 100,
+      cpuCores: Math.round(((used.user + used.system) / 1000 / (performance.now() - startedAt)) * 100) / 100,
       eventLoopBusy: Math.round(perf.eventLoopUtilization(eluBefore).utilization * 100) / 100,
+      cpuMsPerMessage: msPerMessage(used.user + used.system, options.messages),
     };
     for (const off of offs) off();
     await profiler?.stop(topology.label);
@@ -156,8 +165,8 @@ export async function measure(topology: Topology, options: MeasureOptions, log: 
     label: topology.label,
     description: topology.description,
     node: result,
-    raw: { messagesPerSecond: limit, rounds: rounds.raw },
-    sdk: { messagesPerSecond: sdkLimit, rounds: rounds.sdk },
+    raw: { messagesPerSecond: limit, rounds: rounds.raw, cpuMsPerMessage: msPerMessage(cpu.raw.micros, cpu.raw.messages) },
+    sdk: { messagesPerSecond: sdkLimit, rounds: rounds.sdk, cpuMsPerMessage: msPerMessage(cpu.sdk.micros, cpu.sdk.messages) },
     ratio: Math.round((result.messagesPerSecond / limit) * 1000) / 1000,
     ratioToSdk: Math.round((result.messagesPerSecond / sdkLimit) * 1000) / 1000,
     thisProcess,
@@ -180,6 +189,9 @@ export function printResult(r: SetupResult, log: (line: string) => void): void {
   // Only meaningful when the nodes run here; otherwise this process merely drives them.
   if (r.thisProcess.eventLoopBusy >= 0.2) {
     log(`  this process during the run: ${r.thisProcess.cpuCores} cores of CPU, event loop busy ${Math.round(r.thisProcess.eventLoopBusy * 100)} % of the time`);
+    log(`  CPU/msg   node ${r.thisProcess.cpuMsPerMessage} ms, raw ${r.raw.cpuMsPerMessage} ms, sdk ${r.sdk.cpuMsPerMessage} ms (all threads of this process)`);
+  } else {
+    log(`  CPU/msg   raw ${r.raw.cpuMsPerMessage} ms, sdk ${r.sdk.cpuMsPerMessage} ms (the nodes' own processes are not counted)`);
   }
   if (r.node.sentPerInstance.length > 1 || r.acceptedPerReceiverInstance.length > 1) {
     log(`  spread    sent per sender instance ${r.node.sentPerInstance.join('/')}, accepted per receiver instance ${r.acceptedPerReceiverInstance.join('/')}`);

@@ -26,6 +26,7 @@ import type { PolicyContext } from '../policy/policy-context.js';
 import type { InboxEntry, Store } from '../store/types.js';
 import { applyWithdrawal, ensureErasureConfirmation, type WithdrawalEffects } from './inbound-withdrawal.js';
 import { crashPoint } from '../fault-injection.js';
+import { signReceiptNow } from '../identity/receipt-signing.js';
 
 export interface AcceptDeps {
   identity: NodeIdentity;
@@ -138,9 +139,10 @@ export async function acceptInbound(deps: AcceptDeps, jwe: string, sender: strin
         ),
         { agreementId: header.agreementId, categories: header.categories },
       ),
+      // Signed synchronously: the store holds its write transaction until the receipt exists (receipt-signing.ts).
       async (index) => {
         const checkpoint = deps.auditCheckpoint?.();
-        const receipt = await signReceipt(
+        const receipt = signReceiptNow(
           { receiver: deps.identity.id, sender, messageId: header.id, digest, status: 'accepted', log: { index, ...(checkpoint ? { checkpoint } : {}) }, at: now },
           deps.identity.signingKey(now),
         );

@@ -3,11 +3,12 @@
  * `node:sqlite`, so there is no native addon to compile on modest hardware.
  *
  * Concurrency model. `DatabaseSync` is synchronous, but `acceptInbound` must await the receipt
- * signature between writing the audit leaf and the message (the receipt names the leaf index, and
+ * signature before it stores the message and its audit leaf (the receipt names the leaf index, and
  * both commit together). Every write transaction therefore runs under an async mutex that spans
  * BEGIN IMMEDIATE … COMMIT/ROLLBACK, so no other write can interleave with the awaited work on the
  * same connection. Writes requested together share one commit, each in its own savepoint (group
- * commit, see #write), and the store syncs the log itself, off the event loop, before answering
+ * commit, see #write); the receipts of consecutive acceptances in a group are signed side by side
+ * (#commitQueued), and the store syncs the log itself, off the event loop, before answering
  * (#durableUpTo): durability costs one fdatasync per group instead of one blocking fsync per
  * write. Reads use a second, read-only connection: in WAL mode it sees only committed data, never
  * the half-done transaction of an `acceptInbound` that is waiting for its signature. Other
@@ -123,6 +124,52 @@ interface QueuedWrite {
   fn: (db: DatabaseSync) => unknown;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
+  /** The write may answer with a SignedWrite (acceptInbound), whose signature can overlap other such writes'. */
+  signs: boolean;
+}
+
+const SIGNED = Symbol('signed write');
+
+/**
+ * What a signing write (acceptInbound) returns when there is something to store: the signature of
+ * a document that names the audit leaf the write is about to append (the receipt), and the rest of
+ * the write, run in the same transaction once the signature is made. The write's first part only
+ * reads, so the group commit can start the signatures of consecutive signing writes together,
+ * each told the leaf index it will get, and finish them in queue order: a busy inbox signs its
+ * receipts side by side on the thread pool instead of one after another inside the transaction.
+ */
+interface SignedWrite<T> {
+  readonly [SIGNED]: true;
+  /** Two writes with one key (two copies of one message) are never signed in the same batch. */
+  readonly key: string;
+  sign(auditIndex: number): Promise<string>;
+  /** Appends the audit leaf, which must get `auditIndex`, and writes the rest. */
+  finish(db: DatabaseSync, auditIndex: number, signature: string): T;
+}
+
+function isSignedWrite(value: unknown): value is SignedWrite<unknown> {
+  return typeof value === 'object' && value !== null && SIGNED in value;
+}
+
+type Settlement<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+/** Attaches the handlers at once: a signature that fails before the batch awaits it is no unhandled rejection. */
+function settle<T>(start: () => Promise<T>): Promise<Settlement<T>> {
+  try {
+    return start().then(
+      (value) => ({ ok: true, value }),
+      (error: unknown) => ({ ok: false, error }),
+    );
+  } catch (error) {
+    return Promise.resolve({ ok: false, error });
+  }
+}
+
+interface Signing {
+  write: QueuedWrite;
+  signed: SignedWrite<unknown>;
+  auditIndex: number;
+  signature: Promise<Settlement<string>>;
 }
 
 /** FIFO async mutex: each holder runs to completion (including its awaits) before the next starts. */
@@ -610,39 +657,46 @@ export class SqliteStore implements Store {
     makeReceipt: (auditIndex: number) => Promise<string>,
   ): Promise<AcceptResult> {
     const receivedMs = toMs(entry.receivedAt, 'receivedAt');
-    return this.#write(async (db): Promise<AcceptResult> => {
+    return this.#write((db): AcceptResult | SignedWrite<AcceptResult> => {
       const existing = this.#stmt(db, 'SELECT * FROM inbox WHERE id = ?').get(entry.id);
       if (existing) {
         const stored = inboxFromRow(existing);
         return { status: stored.digest === entry.digest ? 'duplicate' : 'conflict', entry: stored };
       }
-      const record = this.#appendAuditIn(db, audit);
-      // Awaited inside the transaction (under the write mutex): if signing fails, the audit leaf is
-      // rolled back with everything else and no receipt for an unstored message can exist.
-      const receipt = await makeReceipt(record.index);
-      if (typeof receipt !== 'string' || receipt.length === 0) throw new ProtocolError('INTERNAL', 'makeReceipt returned no receipt');
-      this.#stmt(
-        db,
-        `INSERT INTO inbox (id, sender, type, thread_id, consent_id, digest, jwe, sd_jwt, jwt, categories, receipt, received_at, received_ms, erased_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(
-        entry.id,
-        entry.sender,
-        entry.type,
-        entry.threadId,
-        entry.consentId ?? null,
-        entry.digest,
-        entry.jwe ?? null,
-        entry.sdJwt ?? null,
-        entry.jwt,
-        JSON.stringify(entry.categories),
-        receipt,
-        entry.receivedAt,
-        receivedMs,
-        entry.erasedAt ?? null,
-      );
-      return { status: 'stored', entry: storedInboxRecord(entry, receipt) };
-    });
+      return {
+        [SIGNED]: true,
+        key: entry.id,
+        // Signed before the leaf is written, inside the group's transaction: if signing fails, the
+        // write stores nothing, and no receipt for an unstored message can exist.
+        sign: makeReceipt,
+        finish: (db, auditIndex, receipt) => {
+          if (typeof receipt !== 'string' || receipt.length === 0) throw new ProtocolError('INTERNAL', 'makeReceipt returned no receipt');
+          const record = this.#appendAuditIn(db, audit);
+          if (record.index !== auditIndex) throw new ProtocolError('INTERNAL', 'The audit leaf did not get the index its receipt names');
+          this.#stmt(
+            db,
+            `INSERT INTO inbox (id, sender, type, thread_id, consent_id, digest, jwe, sd_jwt, jwt, categories, receipt, received_at, received_ms, erased_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          ).run(
+            entry.id,
+            entry.sender,
+            entry.type,
+            entry.threadId,
+            entry.consentId ?? null,
+            entry.digest,
+            entry.jwe ?? null,
+            entry.sdJwt ?? null,
+            entry.jwt,
+            JSON.stringify(entry.categories),
+            receipt,
+            entry.receivedAt,
+            receivedMs,
+            entry.erasedAt ?? null,
+          );
+          return { status: 'stored', entry: storedInboxRecord(entry, receipt) };
+        },
+      };
+    }, true);
   }
 
   async getInbox(id: string): Promise<InboxEntry | undefined> {
@@ -840,10 +894,14 @@ export class SqliteStore implements Store {
    * SQLite's write lock up front, so a second process fails fast (after busy_timeout) instead of
    * deadlocking on a read-to-write upgrade.
    */
-  async #write<T>(fn: (db: DatabaseSync) => T | Promise<T>): Promise<T> {
+  async #write<T>(fn: (db: DatabaseSync) => T | Promise<T>): Promise<T>;
+  async #write<T>(fn: (db: DatabaseSync) => T | SignedWrite<T>, signs: true): Promise<T>;
+  async #write<T>(fn: (db: DatabaseSync) => unknown, signs = false): Promise<T> {
     this.#ensureOpen();
+    // Refused before `fn` runs: a signing write would otherwise sign a receipt only to throw it away.
+    if (this.readOnly) throw new ProtocolError('STORE_UNAVAILABLE', 'The store is open read-only');
     return new Promise<T>((resolve, reject) => {
-      this.#queued.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+      this.#queued.push({ fn, resolve: resolve as (value: unknown) => void, reject, signs });
       if (this.#groupScheduled) return;
       this.#groupScheduled = true;
       // setImmediate runs after the I/O callbacks of this turn, so the writes they request join.
@@ -874,38 +932,109 @@ export class SqliteStore implements Store {
       const settled: { write: QueuedWrite; ok: boolean; value: unknown }[] = [];
       const changesBefore = this.#syncsItself ? this.#totalChanges(db) : 0;
       let aborted: unknown;
-      // Writes queued while one of the group awaits (acceptInbound's signature) join the group too.
-      while (this.#queued.length > 0 && settled.length < MAX_GROUP_COMMIT) {
-        const write = this.#queued.shift()!;
-        try {
-          db.exec('SAVEPOINT write');
-        } catch (error) {
-          settled.push({ write, ok: false, value: toStoreError(error) });
-          aborted = error;
-          break;
-        }
-        try {
-          const pending = write.fn(db);
-          const value = pending instanceof Promise ? await pending : pending;
-          db.exec('RELEASE write');
-          settled.push({ write, ok: true, value });
-        } catch (error) {
-          settled.push({ write, ok: false, value: toStoreError(error) });
-          if (db.isOpen && db.isTransaction) {
-            try {
-              db.exec('ROLLBACK TO write');
-              db.exec('RELEASE write');
-            } catch (rollbackError) {
-              aborted = rollbackError;
-              break;
-            }
+      // Signing writes whose signatures are under way, in queue order, and the leaf index the
+      // next one would get (-1: not read yet).
+      const signing: Signing[] = [];
+      const signingKeys = new Set<string>();
+      let nextAuditIndex = -1;
+
+      const rollbackWrite = (error: unknown): void => {
+        if (db.isOpen && db.isTransaction) {
+          try {
+            db.exec('ROLLBACK TO write');
+            db.exec('RELEASE write');
+          } catch (rollbackError) {
+            aborted = rollbackError;
+            return;
           }
-          // FULL, IOERR, BUSY... may have rolled back the whole transaction: the group is lost.
-          if (!db.isOpen || !db.isTransaction) {
+        }
+        // FULL, IOERR, BUSY... may have rolled back the whole transaction: the group is lost.
+        if (!db.isOpen || !db.isTransaction) aborted = error;
+      };
+
+      /** Stores the signing writes once their signatures are made; returns how many must be signed again. */
+      const finishSigning = async (): Promise<number> => {
+        const batch = signing.splice(0);
+        signingKeys.clear();
+        nextAuditIndex = -1;
+        const signatures = await Promise.all(batch.map((s) => s.signature));
+        // After a failure the later signatures name leaf indices one too high: those writes run again.
+        const again: QueuedWrite[] = [];
+        for (let i = 0; i < batch.length; i++) {
+          const { write, signed, auditIndex } = batch[i]!;
+          if (aborted !== undefined) {
+            settled.push({ write, ok: false, value: new ProtocolError('STORE_UNAVAILABLE', undefined, undefined, { cause: aborted }) });
+            continue;
+          }
+          if (again.length > 0) {
+            again.push(write);
+            continue;
+          }
+          const signature = signatures[i]!;
+          try {
+            db.exec('SAVEPOINT write');
+          } catch (error) {
+            settled.push({ write, ok: false, value: toStoreError(error) });
             aborted = error;
+            continue;
+          }
+          try {
+            if (!signature.ok) throw signature.error;
+            const value = signed.finish(db, auditIndex, signature.value);
+            db.exec('RELEASE write');
+            settled.push({ write, ok: true, value });
+          } catch (error) {
+            settled.push({ write, ok: false, value: toStoreError(error) });
+            rollbackWrite(error);
+            again.push(...batch.slice(i + 1).map((s) => s.write));
             break;
           }
         }
+        this.#queued.unshift(...again);
+        return again.length;
+      };
+
+      // One round of signatures per group: writes queued while it is under way form the next
+      // group, whose signatures start as soon as this one commits (the mutex is held meanwhile).
+      for (;;) {
+        while (aborted === undefined && this.#queued.length > 0 && settled.length + signing.length < MAX_GROUP_COMMIT) {
+          const write = this.#queued[0]!;
+          // Any other write sees the signing writes' effects first, as it would have in queue order.
+          if (signing.length > 0 && !write.signs) break;
+          this.#queued.shift();
+          try {
+            db.exec('SAVEPOINT write');
+          } catch (error) {
+            settled.push({ write, ok: false, value: toStoreError(error) });
+            aborted = error;
+            break;
+          }
+          try {
+            const pending = write.fn(db);
+            const value = pending instanceof Promise ? await pending : pending;
+            db.exec('RELEASE write');
+            if (!isSignedWrite(value)) {
+              settled.push({ write, ok: true, value });
+              continue;
+            }
+            if (signingKeys.has(value.key)) {
+              // A copy of a message whose signature is under way: it runs again once that one is stored.
+              this.#queued.unshift(write);
+              break;
+            }
+            if (nextAuditIndex < 0) nextAuditIndex = this.#auditSizeIn(db);
+            const auditIndex = nextAuditIndex++;
+            signingKeys.add(value.key);
+            signing.push({ write, signed: value, auditIndex, signature: settle(() => value.sign(auditIndex)) });
+          } catch (error) {
+            settled.push({ write, ok: false, value: toStoreError(error) });
+            rollbackWrite(error);
+            if (aborted !== undefined) break;
+          }
+        }
+        if (signing.length === 0) break;
+        // Writes put back after a failed signature are signed again in this group; nothing else joins.
+        if ((await finishSigning()) === 0 || aborted !== undefined) break;
       }
       if (aborted === undefined) {
         try {
