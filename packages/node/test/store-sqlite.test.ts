@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -124,6 +125,24 @@ describe('SqliteStore on disk', () => {
     const again = await openStore();
     expect(await again.auditSize()).toBe(i);
     expect((await again.readAudit(5, 6))[0]?.fields).toMatchObject({ i: 5 });
+  });
+
+  it('closes with a checkpoint under way in a process that has nothing else to do, and exits normally', async () => {
+    // The checkpoint thread does not keep a running node alive; closing must, until the thread is
+    // done. Large commits make the checkpoint the close waits for long enough to be under way.
+    const script = [
+      `import { openSqliteStore } from ${JSON.stringify(new URL('../src/store/sqlite.ts', import.meta.url).pathname)};`,
+      `const store = await openSqliteStore(${JSON.stringify(path)});`,
+      `for (let i = 0; i < ${COMMITS_PER_CHECKPOINT}; i++) await store.appendAudit({ kind: 'test.write', fields: { i, pad: 'x'.repeat(20000) }, at: '${AT}' });`,
+      `await store.close();`,
+      `process.stdout.write('closed after ' + store.walCheckpoints.completed + ' checkpoints');`,
+    ].join('\n');
+    const child = spawnSync(process.execPath, ['--conditions=@passerelle/source', '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    expect(child.stderr).not.toMatch(/unsettled/);
+    expect(child.status).toBe(0);
+    expect(child.stdout).toMatch(/^closed after [01] checkpoints$/);
+    const reopened = await openStore();
+    expect(await reopened.auditSize()).toBe(COMMITS_PER_CHECKPOINT);
   });
 
   it('falls back to automatic checkpoints when the checkpoint thread cannot run', async () => {

@@ -39,6 +39,9 @@ export interface SetupResult {
   node: DriveResult;
   /** cpuMsPerMessage: CPU of this process (all threads) per message over the rounds. */
   raw: { messagesPerSecond: number; rounds: number[]; cpuMsPerMessage: number };
+  /** The raw pipeline plus Content-Digest and the RFC 9421 request signature (raw-pipeline.ts `transport`): informative, no target. */
+  rawTransport: { messagesPerSecond: number; rounds: number[]; cpuMsPerMessage: number };
+  ratioToRawTransport: number;
   /** The same pipeline through the SDK (sdk-pipeline.ts): the ceiling of a node built on it. */
   sdk: { messagesPerSecond: number; rounds: number[]; cpuMsPerMessage: number };
   /** Node over raw limit: the figure with a target. */
@@ -98,20 +101,23 @@ export async function measure(topology: Topology, options: MeasureOptions, log: 
   const sample = (await sender.store.listOutbox({ state: 'delivered', limit: 1 }))[0];
   const stored = sample ? await receiver.store.getInbox(sample.id) : undefined;
   if (!sample?.receipt || !stored?.sdJwt) throw new Error('warm-up did not deliver a message');
-  const raw = await rawPipeline({ jwt: sample.jwt, sdJwt: stored.sdJwt, receipt: sample.receipt });
+  const sizes = { jwt: sample.jwt, sdJwt: stored.sdJwt, receipt: sample.receipt };
+  const raw = await rawPipeline(sizes);
+  const rawTransport = await rawPipeline(sizes, { transport: true });
   const consent = await sender.store.getConsent(topology.consentId);
   if (!consent) throw new Error('the consent is missing');
   const sdk = await sdkPipeline({ from: sender.id, to: receiver.id, agreementId: topology.agreementId, consentId: topology.consentId, consentRecord: consent.jws });
   const warm = Math.min(200, options.messages);
   await raw.run(warm, options.concurrency);
+  await rawTransport.run(warm, options.concurrency);
   await sdk.run(warm, options.concurrency);
 
-  const rounds = { raw: [] as number[], sdk: [] as number[] };
+  const rounds = { raw: [] as number[], rawTransport: [] as number[], sdk: [] as number[] };
   // CPU per message says what a pipeline costs whatever the cores do; the throughput ratio alone cannot.
-  const cpu = { raw: { micros: 0, messages: 0 }, sdk: { micros: 0, messages: 0 } };
+  const cpu = { raw: { micros: 0, messages: 0 }, rawTransport: { micros: 0, messages: 0 }, sdk: { micros: 0, messages: 0 } };
   const limitRounds = async (count: number) => {
     for (let r = 0; r < count; r++) {
-      for (const [name, pipeline] of [['raw', raw], ['sdk', sdk]] as [keyof typeof rounds, RawPipeline][]) {
+      for (const [name, pipeline] of [['raw', raw], ['rawTransport', rawTransport], ['sdk', sdk]] as [keyof typeof rounds, RawPipeline][]) {
         const before = process.cpuUsage();
         rounds[name].push(Math.round(await pipeline.run(options.messages, options.concurrency)));
         const used = process.cpuUsage(before);
@@ -160,12 +166,15 @@ export async function measure(topology: Topology, options: MeasureOptions, log: 
   const counts = await sender.store.countOutboxByState();
   const inboxRows = (await receiver.store.listInbox({ sender: sender.id })).length;
   const limit = median(rounds.raw);
+  const transportLimit = median(rounds.rawTransport);
   const sdkLimit = median(rounds.sdk);
   return {
     label: topology.label,
     description: topology.description,
     node: result,
     raw: { messagesPerSecond: limit, rounds: rounds.raw, cpuMsPerMessage: msPerMessage(cpu.raw.micros, cpu.raw.messages) },
+    rawTransport: { messagesPerSecond: transportLimit, rounds: rounds.rawTransport, cpuMsPerMessage: msPerMessage(cpu.rawTransport.micros, cpu.rawTransport.messages) },
+    ratioToRawTransport: Math.round((result.messagesPerSecond / transportLimit) * 1000) / 1000,
     sdk: { messagesPerSecond: sdkLimit, rounds: rounds.sdk, cpuMsPerMessage: msPerMessage(cpu.sdk.micros, cpu.sdk.messages) },
     ratio: Math.round((result.messagesPerSecond / limit) * 1000) / 1000,
     ratioToSdk: Math.round((result.messagesPerSecond / sdkLimit) * 1000) / 1000,
@@ -184,14 +193,15 @@ export function printResult(r: SetupResult, log: (line: string) => void): void {
   log(`  node      ${r.node.messagesPerSecond} msgs/s  (${r.node.messages} messages in ${r.node.seconds} s, ${r.node.concurrency} outstanding)`);
   log(`  latency   p50 ${l.p50} ms  p90 ${l.p90} ms  p99 ${l.p99} ms  max ${l.max} ms`);
   log(`  raw limit ${r.raw.messagesPerSecond} msgs/s  (jose alone: seal+open+receipt sign+verify; rounds ${r.raw.rounds.join(', ')})`);
+  log(`  raw+wire  ${r.rawTransport.messagesPerSecond} msgs/s  (the raw limit plus Content-Digest and the RFC 9421 request signature; rounds ${r.rawTransport.rounds.join(', ')})`);
   log(`  sdk limit ${r.sdk.messagesPerSecond} msgs/s  (SDK build+seal+open+receipt sign+verify; rounds ${r.sdk.rounds.join(', ')})`);
-  log(`  ratio     ${r.ratio} of the raw limit (target ≥ ${r.target})${r.ratio >= r.target ? '' : '  BELOW TARGET'}; ${r.ratioToSdk} of the SDK limit`);
+  log(`  ratio     ${r.ratio} of the raw limit (target ≥ ${r.target})${r.ratio >= r.target ? '' : '  BELOW TARGET'}; ${r.ratioToRawTransport} of raw+wire; ${r.ratioToSdk} of the SDK limit`);
   // Only meaningful when the nodes run here; otherwise this process merely drives them.
   if (r.thisProcess.eventLoopBusy >= 0.2) {
     log(`  this process during the run: ${r.thisProcess.cpuCores} cores of CPU, event loop busy ${Math.round(r.thisProcess.eventLoopBusy * 100)} % of the time`);
-    log(`  CPU/msg   node ${r.thisProcess.cpuMsPerMessage} ms, raw ${r.raw.cpuMsPerMessage} ms, sdk ${r.sdk.cpuMsPerMessage} ms (all threads of this process)`);
+    log(`  CPU/msg   node ${r.thisProcess.cpuMsPerMessage} ms, raw ${r.raw.cpuMsPerMessage} ms, raw+wire ${r.rawTransport.cpuMsPerMessage} ms, sdk ${r.sdk.cpuMsPerMessage} ms (all threads of this process)`);
   } else {
-    log(`  CPU/msg   raw ${r.raw.cpuMsPerMessage} ms, sdk ${r.sdk.cpuMsPerMessage} ms (the nodes' own processes are not counted)`);
+    log(`  CPU/msg   raw ${r.raw.cpuMsPerMessage} ms, raw+wire ${r.rawTransport.cpuMsPerMessage} ms, sdk ${r.sdk.cpuMsPerMessage} ms (the nodes' own processes are not counted)`);
   }
   if (r.node.sentPerInstance.length > 1 || r.acceptedPerReceiverInstance.length > 1) {
     log(`  spread    sent per sender instance ${r.node.sentPerInstance.join('/')}, accepted per receiver instance ${r.acceptedPerReceiverInstance.join('/')}`);

@@ -48,7 +48,20 @@ function payloadBytes(compactJws: string): number {
   return fromB64u(compactJws.split('.')[1]!).length;
 }
 
-export async function rawPipeline(sizes: PipelineSizes): Promise<RawPipeline> {
+export interface RawPipelineOptions {
+  /**
+   * Also what the node must do around the message on the wire (spec/node.md §2.2): the SHA-256
+   * Content-Digest of the JWE, made by the sender and checked by the receiver, and the Ed25519
+   * HTTP message signature (RFC 9421) over a signature base of the node's size, signed and
+   * verified. Not part of the target's limit; printed beside it.
+   */
+  transport?: boolean;
+}
+
+/** About the size of the node's signature base (method, target URI, content-digest, content-type, sender, params). */
+const SIGNATURE_BASE_BYTES = 420;
+
+export async function rawPipeline(sizes: PipelineSizes, options: RawPipelineOptions = {}): Promise<RawPipeline> {
   const jose = await loadJose();
   const sender = await generateSigningKey();
   const receiver = await generateSigningKey();
@@ -65,11 +78,21 @@ export async function rawPipeline(sizes: PipelineSizes): Promise<RawPipeline> {
   const receiptPayload = utf8('r'.repeat(payloadBytes(sizes.receipt)));
   const decoder = new TextDecoder();
 
+  const signatureBase = utf8('b'.repeat(SIGNATURE_BASE_BYTES));
+  const digestOf = async (jwe: string): Promise<ArrayBuffer> => crypto.subtle.digest('SHA-256', utf8(jwe) as Uint8Array<ArrayBuffer>);
+  const transport = async (jwe: string): Promise<void> => {
+    await digestOf(jwe);
+    const signature = await crypto.subtle.sign('Ed25519', senderPriv, signatureBase as Uint8Array<ArrayBuffer>);
+    await digestOf(jwe);
+    if (!(await crypto.subtle.verify('Ed25519', senderPub, signature, signatureBase as Uint8Array<ArrayBuffer>))) throw new Error('request signature');
+  };
+
   const one = async (): Promise<void> => {
     const jws = await new jose.CompactSign(messagePayload).setProtectedHeader({ alg: 'EdDSA', typ: 'm', kid: sender.kid }).sign(senderPriv);
     const jwe = await new jose.CompactEncrypt(utf8(jws + disclosures))
       .setProtectedHeader({ alg: 'ECDH-ES+A256KW', enc: 'A256GCM', kid: recipientEnc.kid })
       .encrypt(encPub);
+    if (options.transport) await transport(jwe);
     const { plaintext } = await jose.compactDecrypt(jwe, encPriv);
     const text = decoder.decode(plaintext);
     await jose.compactVerify(text.slice(0, text.indexOf('~')), senderPub);

@@ -108,6 +108,9 @@ export class WalCheckpointer {
     this.#worker = undefined;
     if (!worker) return;
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    // Unreferenced, the thread would not keep the event loop alive: a process with nothing else
+    // left to do would end while this waits (exit code 13), before the store finished closing.
+    worker.ref();
     worker.postMessage('close');
     await exited;
   }
