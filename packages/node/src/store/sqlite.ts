@@ -1033,7 +1033,8 @@ export class SqliteStore implements Store {
           }
         }
         if (signing.length === 0) break;
-        // Writes put back after a failed signature are signed again in this group; nothing else joins.
+        // After a failed signature the writes put back are signed again in this group (with those
+        // queued behind them); otherwise the group commits now.
         if ((await finishSigning()) === 0 || aborted !== undefined) break;
       }
       if (aborted === undefined) {
