@@ -932,11 +932,20 @@ export class SqliteStore implements Store {
       const settled: { write: QueuedWrite; ok: boolean; value: unknown }[] = [];
       const changesBefore = this.#syncsItself ? this.#totalChanges(db) : 0;
       let aborted: unknown;
-      // Signing writes whose signatures are under way, in queue order, and the leaf index the
-      // next one would get (-1: not read yet).
+      // Signing writes whose signatures are under way, in queue order.
       const signing: Signing[] = [];
-      const signingKeys = new Set<string>();
-      let nextAuditIndex = -1;
+
+      /** Opens the write's savepoint; a failure to do so loses the group (the write is settled as failed). */
+      const openSavepoint = (write: QueuedWrite): boolean => {
+        try {
+          db.exec('SAVEPOINT write');
+          return true;
+        } catch (error) {
+          settled.push({ write, ok: false, value: toStoreError(error) });
+          aborted = error;
+          return false;
+        }
+      };
 
       const rollbackWrite = (error: unknown): void => {
         if (db.isOpen && db.isTransaction) {
@@ -955,8 +964,6 @@ export class SqliteStore implements Store {
       /** Stores the signing writes once their signatures are made; returns how many must be signed again. */
       const finishSigning = async (): Promise<number> => {
         const batch = signing.splice(0);
-        signingKeys.clear();
-        nextAuditIndex = -1;
         const signatures = await Promise.all(batch.map((s) => s.signature));
         // After a failure the later signatures name leaf indices one too high: those writes run again.
         const again: QueuedWrite[] = [];
@@ -971,13 +978,7 @@ export class SqliteStore implements Store {
             continue;
           }
           const signature = signatures[i]!;
-          try {
-            db.exec('SAVEPOINT write');
-          } catch (error) {
-            settled.push({ write, ok: false, value: toStoreError(error) });
-            aborted = error;
-            continue;
-          }
+          if (!openSavepoint(write)) continue;
           try {
             if (!signature.ok) throw signature.error;
             const value = signed.finish(db, auditIndex, signature.value);
@@ -1002,13 +1003,7 @@ export class SqliteStore implements Store {
           // Any other write sees the signing writes' effects first, as it would have in queue order.
           if (signing.length > 0 && !write.signs) break;
           this.#queued.shift();
-          try {
-            db.exec('SAVEPOINT write');
-          } catch (error) {
-            settled.push({ write, ok: false, value: toStoreError(error) });
-            aborted = error;
-            break;
-          }
+          if (!openSavepoint(write)) break;
           try {
             const pending = write.fn(db);
             const value = pending instanceof Promise ? await pending : pending;
@@ -1017,14 +1012,14 @@ export class SqliteStore implements Store {
               settled.push({ write, ok: true, value });
               continue;
             }
-            if (signingKeys.has(value.key)) {
+            if (signing.some((s) => s.signed.key === value.key)) {
               // A copy of a message whose signature is under way: it runs again once that one is stored.
               this.#queued.unshift(write);
               break;
             }
-            if (nextAuditIndex < 0) nextAuditIndex = this.#auditSizeIn(db);
-            const auditIndex = nextAuditIndex++;
-            signingKeys.add(value.key);
+            // Consecutive leaves: the batch's first index is read once, the others follow it.
+            const last = signing.at(-1);
+            const auditIndex = last ? last.auditIndex + 1 : this.#auditSizeIn(db);
             signing.push({ write, signed: value, auditIndex, signature: settle(() => value.sign(auditIndex)) });
           } catch (error) {
             settled.push({ write, ok: false, value: toStoreError(error) });
